@@ -1,0 +1,3 @@
+from edgeddns.cli import main
+
+raise SystemExit(main())

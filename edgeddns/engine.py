@@ -1,0 +1,218 @@
+"""The update engine: event in, results out.
+
+For each record: detect the address, compare with the saved state, and only
+then ask the provider. A check where nothing changed makes no provider call;
+a record already right at the provider gets no write. Transient failures are
+retried a bounded number of times with jittered back-off; a refused timestamp
+gets one resync-and-retry through the clock.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
+
+from edgeddns.errors import (
+    AddressError,
+    ClockSkewError,
+    EdgeError,
+    NotPublicError,
+    ProviderError,
+)
+from edgeddns.result import FAILED, SKIPPED, UNCHANGED, UPDATED, Result
+
+if TYPE_CHECKING:
+    from edgeddns.clock import Clock
+    from edgeddns.config import Config, ProviderConfig, RecordConfig
+    from edgeddns.http import HttpClient
+    from edgeddns.ipsource import Detection, Detector
+    from edgeddns.providers.base import Provider
+    from edgeddns.state import StateStore
+
+
+@dataclass
+class UpdateRequest:
+    records: Optional[List[str]] = None  # names to update; None = all
+    force: bool = False
+    trigger: str = "cli"
+    id: Optional[str] = None
+    addresses: Dict[int, str] = field(default_factory=dict)  # family -> address from the event
+    dry_run: bool = False
+
+
+@dataclass
+class RetryPolicy:
+    attempts: int = 3
+    base: float = 0.5
+    cap: float = 8.0
+    max_retry_after: float = 30.0
+
+    def delay(self, attempt: int, rng: random.Random, retry_after: Optional[float]) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_retry_after)
+        # "Full jitter": spreads a fleet's retries instead of synchronising them.
+        return rng.uniform(0, min(self.cap, self.base * (2 ** attempt)))
+
+
+def default_http_factory(clock: Clock) -> Callable[[ProviderConfig], HttpClient]:
+    def make(pc: ProviderConfig) -> HttpClient:
+        from edgeddns.http import HttpClient
+
+        return HttpClient(clock=clock, ca_file=pc.ca_file, timeout=pc.timeout)
+
+    return make
+
+
+class Engine:
+    def __init__(self, config: Config, clock: Clock, state: StateStore, *,
+                 detector: Optional[Detector] = None,
+                 http_factory: Optional[Callable[[ProviderConfig], HttpClient]] = None,
+                 monotonic: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep,
+                 rng: Optional[random.Random] = None,
+                 retry: Optional[RetryPolicy] = None):
+        from edgeddns.ipsource import Detector
+
+        self.config = config
+        self.clock = clock
+        self.state = state
+        self.detector = detector or Detector(clock=clock)
+        self.http_factory = http_factory or default_http_factory(clock)
+        self.monotonic = monotonic
+        self.sleep = sleep
+        self.rng = rng or random.Random()
+        self.retry = retry or RetryPolicy()
+        self._providers: Dict[str, Provider] = {}
+
+    def provider(self, name: str) -> Provider:
+        p = self._providers.get(name)
+        if p is None:
+            from edgeddns.providers import provider_class
+            from edgeddns.providers.base import ProviderContext
+
+            pc = self.config.providers[name]
+            ctx = ProviderContext(config=pc, clock=self.clock, http_factory=self.http_factory,
+                                  state_dir=self.config.agent.state_dir)
+            p = provider_class(pc.type)(ctx)
+            self._providers[name] = p
+        return p
+
+    def close(self) -> None:
+        for p in self._providers.values():
+            p.close()
+        self._providers.clear()
+
+    def select(self, names: Optional[List[str]]) -> List[RecordConfig]:
+        if names is None:
+            return list(self.config.records)
+        wanted = {n.rstrip(".").lower() for n in names}
+        return [r for r in self.config.records if r.name in wanted]
+
+    def run(self, req: UpdateRequest) -> List[Result]:
+        detections: Dict[Tuple[Tuple[str, ...], int, bool], Detection] = {}
+        results = []
+        for rec in self.select(req.records):
+            results.append(self._one(rec, req, detections))
+        return results
+
+    def _detect(self, rec: RecordConfig, req: UpdateRequest,
+                cache: Dict[Tuple[Tuple[str, ...], int, bool], Detection]) -> Detection:
+        from edgeddns.ipsource import Detection, why_not_public
+
+        given = req.addresses.get(rec.family)
+        if given is not None:
+            det = Detection(rec.family)
+            problem = why_not_public(given)
+            if problem and not rec.allow_private:
+                det.refused.append((given, problem))
+            else:
+                det.address, det.source = given, f"event:{req.trigger}"
+            return det
+        sources = self.config.sources_for(rec)
+        key = (tuple(sources), rec.family, rec.allow_private)
+        if key not in cache:
+            cache[key] = self.detector.detect(sources, rec.family, rec.allow_private)
+        return cache[key]
+
+    def _one(self, rec: RecordConfig, req: UpdateRequest, cache) -> Result:
+        start = self.monotonic()
+        prev = self.state.get(rec.key)
+        res = Result(record=rec.name, type=rec.type, provider=rec.provider, ip=None,
+                     previous_ip=prev.get("ip"), status=FAILED, trigger=req.trigger, id=req.id)
+        try:
+            det = self._detect(rec, req, cache)
+            if det.address is None:
+                if det.refused:
+                    raise NotPublicError(det.reason())
+                raise AddressError(det.reason())
+            res.ip, res.source = det.address, det.source
+            known = (prev.get("ip") == det.address and prev.get("provider") == rec.provider
+                     and prev.get("ok", False))
+            if known and not req.force:
+                res.status = UNCHANGED
+            elif req.dry_run:
+                res.status = "would_update"
+            else:
+                res.status, notes = self._apply(rec, det.address)
+                res.extra.update(notes)
+                self._save(rec, det.address, res)
+        except NotPublicError as e:
+            res.status, res.error = SKIPPED, e.as_dict()
+        except EdgeError as e:
+            res.status, res.error = FAILED, e.as_dict()
+            if isinstance(e, ProviderError) and not req.dry_run:
+                self._mark_failed(rec)
+        except Exception as e:  # a bug must cost one record, not the agent
+            res.status = FAILED
+            res.error = {"code": "internal", "message": f"{e.__class__.__name__} (a bug; please report)"}
+        res.clock = self.clock.info().as_dict()
+        res.ts = self.clock.now()
+        res.duration_ms = (self.monotonic() - start) * 1000.0
+        return res
+
+    def _apply(self, rec: RecordConfig, address: str) -> Tuple[str, Dict[str, object]]:
+        provider = self.provider(rec.provider)
+        notes: Dict[str, object] = {}
+        if getattr(provider, "SIGNED", False):
+            self.clock.ensure()
+        skew_retried = False
+        attempt = 0
+        while True:
+            try:
+                status = provider.ensure(rec, address)
+                if attempt:
+                    notes["attempts"] = attempt + 1
+                return (UPDATED if status == UPDATED else UNCHANGED), notes
+            except ClockSkewError as e:
+                if skew_retried or not self.clock.on_skew(provider.host, e.server_time):
+                    raise
+                skew_retried = True
+                notes["clock_retry"] = {"reason": e.message[:200], "clock": self.clock.info().as_dict()}
+            except ProviderError as e:
+                attempt += 1
+                if not e.retryable or attempt >= self.retry.attempts:
+                    raise
+                self.sleep(self.retry.delay(attempt - 1, self.rng, e.retry_after))
+
+    def _save(self, rec: RecordConfig, address: str, res: Result) -> None:
+        self.state.put(rec.key, {"ip": address, "provider": rec.provider, "ok": True,
+                                 "ts": round(self.clock.now(), 3)})
+        if self.state.error:
+            res.extra["state_error"] = self.state.error
+
+    def _mark_failed(self, rec: RecordConfig) -> None:
+        prev = dict(self.state.get(rec.key))
+        if prev.get("ok", False):
+            # Keep the last published address for previous_ip, but force a retry.
+            prev["ok"] = False
+            self.state.put(rec.key, prev)
+
+
+def summarize(results: List[Result]) -> int:
+    """CLI exit status: 0 when nothing failed, 1 otherwise."""
+    return 1 if any(r.status == FAILED for r in results) else 0
+
+
+__all__ = ["Engine", "UpdateRequest", "RetryPolicy", "summarize", "UPDATED", "UNCHANGED", "SKIPPED", "FAILED"]

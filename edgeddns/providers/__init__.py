@@ -1,0 +1,25 @@
+"""Provider registry: a type name maps to a module, imported only when used.
+
+Keeping the map as strings means loading a config that uses ``hosts`` never
+imports the HTTP stack or any other provider.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Dict, Type
+
+from edgeddns.providers.base import Provider
+
+PROVIDERS: Dict[str, str] = {
+    "hosts": "edgeddns.providers.hosts:HostsProvider",
+    "alidns": "edgeddns.providers.alidns:AlidnsProvider",
+}
+
+
+def provider_class(ptype: str) -> Type[Provider]:
+    target = PROVIDERS.get(ptype)
+    if target is None:
+        raise KeyError(f'unknown provider type "{ptype}" (known: {", ".join(sorted(PROVIDERS))})')
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)

@@ -1,0 +1,238 @@
+"""Alibaba Cloud DNS (Alidns, API version 2015-01-09).
+
+Requests are signed with the RPC signature Alibaba Cloud documents: sorted
+parameters, RFC 3986 percent-encoding, ``METHOD&%2F&<encoded query>``, and
+HMAC-SHA1 keyed with ``secret + "&"``. ``Timestamp`` comes from the clock we
+are given, never from the system clock directly. Requests are POSTed as a form
+so that signatures and key ids stay out of URLs and proxy logs.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+import uuid
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional
+from urllib.parse import quote
+
+from edgeddns.config import Opt, Secret
+from edgeddns.errors import (
+    AuthError,
+    ClockSkewError,
+    NotFoundError,
+    ProviderError,
+    RateLimitedError,
+)
+from edgeddns.providers.base import Provider, RemoteRecord, split_name
+
+if TYPE_CHECKING:
+    from edgeddns.config import RecordConfig
+    from edgeddns.http import HttpResponse
+
+ENDPOINT = "https://alidns.aliyuncs.com/"
+API_VERSION = "2015-01-09"
+
+
+def percent_encode(value: str) -> str:
+    """RFC 3986: only A-Z a-z 0-9 - _ . ~ stay literal; space is %20, never +."""
+    return quote(value, safe="-_.~")
+
+
+def canonical_query(params: Mapping[str, str]) -> str:
+    return "&".join(f"{percent_encode(k)}={percent_encode(v)}" for k, v in sorted(params.items()))
+
+
+def string_to_sign(method: str, params: Mapping[str, str]) -> str:
+    return f"{method}&{percent_encode('/')}&{percent_encode(canonical_query(params))}"
+
+
+def sign(method: str, params: Mapping[str, str], secret: str) -> str:
+    digest = hmac.new((secret + "&").encode(), string_to_sign(method, params).encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+def timestamp(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+# Alidns error codes mapped to ours; prefixes end with "*".
+ERROR_MAP = {
+    "InvalidTimeStamp.Expired": ClockSkewError,
+    "InvalidTimeStamp.Format": ClockSkewError,
+    "InvalidAccessKeyId.NotFound": AuthError,
+    "InvalidAccessKeyId": AuthError,
+    "InvalidAccessKeyId.Inactive": AuthError,
+    "SignatureDoesNotMatch": AuthError,
+    "IncompleteSignature": AuthError,
+    "InvalidSecurityToken.Expired": AuthError,
+    "InvalidSecurityToken.Malformed": AuthError,
+    "Forbidden.RAM": AuthError,
+    "Forbidden": AuthError,
+    "IncorrectDomainUser": NotFoundError,
+    "InvalidDomainName.NoExist": NotFoundError,
+    "DomainRecordNotBelongToUser": NotFoundError,
+    "Throttling*": RateLimitedError,
+    "ServiceUnavailable": ProviderError,
+}
+
+
+def map_error(status: int, code: str, message: str, *, server_time: Optional[float]) -> ProviderError:
+    cls = ERROR_MAP.get(code)
+    if cls is None:
+        cls = next((c for k, c in ERROR_MAP.items() if k.endswith("*") and code.startswith(k[:-1])), None)
+    text = f"Alidns {code}: {message}"
+    if code == "SignatureDoesNotMatch":
+        # The server echoes its string-to-sign; it holds our key id. Keep it out of logs.
+        text = f"Alidns {code}: the signature did not match (wrong AccessKey secret?)"
+    if cls is None:
+        return ProviderError(text, retryable=status >= 500 or code in ("ServiceUnavailable", "InternalError"),
+                             server_time=server_time)
+    return cls(text, server_time=server_time)
+
+
+class AlidnsProvider(Provider):
+    OPTIONS = {
+        "access_key_id": Opt(str, required=True, doc="AccessKey ID"),
+        "access_key_secret": Opt(Secret, required=True, doc="AccessKey secret"),
+        "security_token": Opt(Secret, doc="STS token, with temporary credentials"),
+        "line": Opt(str, default="default", doc="resolution line for new records"),
+    }
+    SIGNED = True
+
+    def __init__(self, ctx, nonce: Callable[[], str] = lambda: str(uuid.uuid4())):
+        super().__init__(ctx)
+        self.endpoint = self.config.endpoint or ENDPOINT
+        self.nonce = nonce
+        self._zones: Dict[str, str] = {}
+
+    @property
+    def host(self) -> str:
+        from urllib.parse import urlsplit
+
+        return urlsplit(self.endpoint).hostname or "alidns"
+
+    def signed_params(self, action: str, params: Dict[str, str], method: str = "POST") -> Dict[str, str]:
+        p = {
+            "Action": action,
+            "Version": API_VERSION,
+            "Format": "JSON",
+            "AccessKeyId": self.options["access_key_id"],
+            "SignatureMethod": "HMAC-SHA1",
+            "SignatureVersion": "1.0",
+            "SignatureNonce": self.nonce(),
+            "Timestamp": timestamp(self.ctx.clock.now()),
+        }
+        token = self.options.get("security_token")
+        if token is not None:
+            p["SecurityToken"] = token.reveal()
+        p.update(params)
+        p["Signature"] = sign(method, p, self.options["access_key_secret"].reveal())
+        return p
+
+    def call(self, action: str, params: Dict[str, str]) -> Dict[str, Any]:
+        body = self.signed_params(action, params)
+        resp = self.ctx.http.request("POST", self.endpoint, data=body,
+                                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+        return self._check(resp)
+
+    def _check(self, resp: HttpResponse) -> Dict[str, Any]:
+        if resp.status == 200:
+            data = resp.json()
+            if not isinstance(data, dict):
+                raise ProviderError("Alidns: unexpected answer (not a JSON object)")
+            return data
+        try:
+            data = resp.json()
+        except ProviderError:
+            data = None
+        if isinstance(data, dict) and isinstance(data.get("Code"), str):
+            raise map_error(resp.status, data["Code"], str(data.get("Message", "")),
+                            server_time=resp.server_time())
+        retry_after = _retry_after(resp)
+        if resp.status == 429:
+            raise RateLimitedError("Alidns: HTTP 429", retry_after=retry_after)
+        raise ProviderError(f"Alidns: HTTP {resp.status}", retryable=resp.status >= 500,
+                            retry_after=retry_after)
+
+    def find(self, record: RecordConfig) -> List[RemoteRecord]:
+        params = {"SubDomain": record.name, "Type": record.type, "PageSize": "100"}
+        if record.zone:
+            params["DomainName"] = record.zone
+        data = self.call("DescribeSubDomainRecords", params)
+        recs = (data.get("DomainRecords") or {}).get("Record") or []
+        out = []
+        for r in recs:
+            if not isinstance(r, dict) or str(r.get("Type", "")).upper() != record.type:
+                continue
+            zone = str(r.get("DomainName", ""))
+            rr = str(r.get("RR", ""))
+            fqdn = zone if rr == "@" else f"{rr}.{zone}"
+            if fqdn.lower() != record.name:
+                continue
+            if zone:
+                self._zones[record.name] = zone.lower()
+            ttl = r.get("TTL")
+            out.append(RemoteRecord(str(r.get("RecordId")), record.name, record.type, str(r.get("Value", "")),
+                                    int(ttl) if isinstance(ttl, (int, str)) and str(ttl).isdigit() else None,
+                                    {"RR": rr, "DomainName": zone, "Status": r.get("Status")}))
+        return out
+
+    def zone_for(self, record: RecordConfig) -> str:
+        """The longest suffix of the name that the account owns (cached)."""
+        if record.zone:
+            return record.zone
+        if record.name in self._zones:
+            return self._zones[record.name]
+        owned = set()
+        page = 1
+        while True:
+            data = self.call("DescribeDomains", {"PageNumber": str(page), "PageSize": "100"})
+            doms = (data.get("Domains") or {}).get("Domain") or []
+            owned.update(str(d.get("DomainName", "")).lower() for d in doms if isinstance(d, dict))
+            total = int(data.get("TotalCount") or 0)
+            if page * 100 >= total or not doms:
+                break
+            page += 1
+        labels = record.name.split(".")
+        for i in range(len(labels) - 1):
+            cand = ".".join(labels[i:])
+            if cand in owned:
+                self._zones[record.name] = cand
+                return cand
+        raise NotFoundError(f"Alidns: no domain in this account holds {record.name}")
+
+    def create(self, record: RecordConfig, value: str) -> RemoteRecord:
+        zone = self.zone_for(record)
+        params = {"DomainName": zone, "RR": split_name(record.name, zone), "Type": record.type,
+                  "Value": value, "Line": self.options.get("line") or "default"}
+        if record.ttl:
+            params["TTL"] = str(record.ttl)
+        data = self.call("AddDomainRecord", params)
+        return RemoteRecord(str(data.get("RecordId")), record.name, record.type, value, record.ttl)
+
+    def update(self, record: RecordConfig, remote: RemoteRecord, value: str) -> RemoteRecord:
+        params = {"RecordId": remote.id, "RR": remote.extra.get("RR") or split_name(record.name,
+                                                                                    self.zone_for(record)),
+                  "Type": record.type, "Value": value}
+        ttl = record.ttl or remote.ttl
+        if ttl:
+            params["TTL"] = str(ttl)
+        try:
+            self.call("UpdateDomainRecord", params)
+        except ProviderError as e:
+            # The record already holds these values: that is success, not failure.
+            if "DomainRecordDuplicate" not in e.message:
+                raise
+        return RemoteRecord(remote.id, record.name, record.type, value, ttl, remote.extra)
+
+
+def _retry_after(resp: HttpResponse) -> Optional[float]:
+    v = resp.headers.get("Retry-After")
+    if v is None:
+        return None
+    try:
+        return max(0.0, float(v))
+    except ValueError:
+        return None

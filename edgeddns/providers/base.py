@@ -1,0 +1,109 @@
+"""The one interface every provider implements.
+
+A provider knows how to find, create and update one record at one DNS
+service. The engine decides *whether* to write; the provider only does what it
+is asked, maps the service's errors to :mod:`edgeddns.errors` classes, and
+takes "now" from the clock it was given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
+
+from edgeddns.config import Opt
+
+if TYPE_CHECKING:
+    from edgeddns.clock import Clock
+    from edgeddns.config import ProviderConfig, RecordConfig
+    from edgeddns.http import HttpClient
+
+
+@dataclass
+class RemoteRecord:
+    """A record as the provider holds it."""
+
+    id: str
+    name: str
+    type: str
+    value: str
+    ttl: Optional[int] = None
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ProviderContext:
+    """What a provider is given: its config, the clock, and an HTTP client."""
+
+    config: ProviderConfig
+    clock: Clock
+    http_factory: Callable[[ProviderConfig], HttpClient]
+    state_dir: Optional[str] = None
+    _http: Optional[HttpClient] = None
+
+    @property
+    def http(self) -> HttpClient:
+        # Built on first use: the hosts provider never pays for an HTTP stack.
+        if self._http is None:
+            self._http = self.http_factory(self.config)
+        return self._http
+
+
+class Provider:
+    #: options of ``[providers.NAME]`` besides type/endpoint/ca_file/timeout
+    OPTIONS: Dict[str, Opt] = {}
+    #: extra per-record options this provider understands
+    RECORD_OPTIONS: Dict[str, Opt] = {}
+    #: an "unchanged" check needs no read when the provider's write is idempotent
+    WRITE_ONLY = False
+
+    def __init__(self, ctx: ProviderContext):
+        self.ctx = ctx
+        self.config = ctx.config
+        self.options = ctx.config.options
+
+    @classmethod
+    def check_config(cls, cfg: ProviderConfig,
+                     resolve_path: Callable[[str], str]) -> Optional[Tuple[str, str]]:
+        """Cross-field checks at load; return (key, message) on a problem."""
+        return None
+
+    @property
+    def host(self) -> str:
+        """The host requests go to, for logs and clock observations."""
+        return self.config.type
+
+    def find(self, record: RecordConfig) -> List[RemoteRecord]:
+        """Records at the provider with this name and type (usually 0 or 1)."""
+        raise NotImplementedError
+
+    def create(self, record: RecordConfig, value: str) -> RemoteRecord:
+        raise NotImplementedError
+
+    def update(self, record: RecordConfig, remote: RemoteRecord, value: str) -> RemoteRecord:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        if self.ctx._http is not None:
+            self.ctx._http.close()
+
+    # The flow every provider shares; WRITE_ONLY providers (dyndns2, webhook)
+    # override ``ensure`` because they cannot read the record back.
+    def ensure(self, record: RecordConfig, value: str) -> str:
+        """Make the record hold ``value``; return "updated" or "unchanged"."""
+        existing = self.find(record)
+        for r in existing:
+            if r.value == value and (record.ttl is None or r.ttl is None or r.ttl == record.ttl):
+                return "unchanged"
+        if existing:
+            self.update(record, existing[0], value)
+        else:
+            self.create(record, value)
+        return "updated"
+
+
+def split_name(name: str, zone: str) -> str:
+    """The host part of ``name`` inside ``zone`` ("@" for the apex)."""
+    if name == zone:
+        return "@"
+    return name[: -(len(zone) + 1)]

@@ -1,0 +1,113 @@
+"""The embedded default: a dnsmasq-compatible hosts file.
+
+Needs no account and no network, so the shipped config does a whole update on
+a fresh machine. On OpenWrt, point dnsmasq's ``addn-hosts`` at the file and the
+LAN resolves the names. Lines for names we do not manage are kept as they are.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shlex
+import subprocess
+from typing import TYPE_CHECKING, List, Optional, Tuple
+
+from edgeddns.config import Opt
+from edgeddns.errors import ProviderError
+from edgeddns.providers.base import Provider, RemoteRecord
+from edgeddns.state import write_atomic
+
+if TYPE_CHECKING:
+    from edgeddns.config import ProviderConfig, RecordConfig
+
+
+def _check_cmd(v: str) -> Optional[str]:
+    try:
+        return None if shlex.split(v) else "is empty"
+    except ValueError as e:
+        return f"is not a valid command line: {e}"
+
+
+class HostsProvider(Provider):
+    OPTIONS = {
+        "path": Opt(str, required=True, doc="hosts file to write (dnsmasq addn-hosts)"),
+        "reload_cmd": Opt(str, check=_check_cmd, doc="command run after a change, without a shell"),
+    }
+
+    @classmethod
+    def check_config(cls, cfg: ProviderConfig, resolve_path) -> Optional[Tuple[str, str]]:
+        cfg.options["path"] = resolve_path(cfg.options["path"])
+        if os.path.isdir(cfg.options["path"]):
+            return "path", f"{cfg.options['path']} is a directory; name a file"
+        return None
+
+    @property
+    def host(self) -> str:
+        return "hosts"
+
+    def _read(self) -> List[str]:
+        try:
+            with open(self.options["path"], encoding="utf-8") as f:
+                return f.read().splitlines()
+        except FileNotFoundError:
+            return []
+        except OSError as e:
+            raise ProviderError(f"cannot read {self.options['path']}: {e.strerror}") from None
+
+    @staticmethod
+    def _entry(line: str) -> Optional[Tuple[str, List[str]]]:
+        fields = line.split("#", 1)[0].split()
+        if len(fields) < 2:
+            return None
+        try:
+            ipaddress.ip_address(fields[0])
+        except ValueError:
+            return None
+        return fields[0], [n.lower() for n in fields[1:]]
+
+    def find(self, record: RecordConfig) -> List[RemoteRecord]:
+        out = []
+        for line in self._read():
+            e = self._entry(line)
+            if e and record.name in e[1] and (ipaddress.ip_address(e[0]).version == record.family):
+                out.append(RemoteRecord(record.name, record.name, record.type, e[0]))
+        return out
+
+    def ensure(self, record: RecordConfig, value: str) -> str:
+        lines = self._read()
+        kept, found = [], False
+        for line in lines:
+            e = self._entry(line)
+            if e and record.name in e[1] and ipaddress.ip_address(e[0]).version == record.family:
+                if e[0] == value and not found:
+                    found = True
+                    kept.append(line)
+                    continue
+                names = [n for n in e[1] if n != record.name]
+                if names:  # other names on that line stay where they were
+                    kept.append(" ".join([e[0], *names]))
+                continue
+            kept.append(line)
+        if found and len(kept) == len(lines):
+            return "unchanged"
+        if not found:
+            kept.append(f"{value} {record.name}")
+        try:
+            os.makedirs(os.path.dirname(self.options["path"]), exist_ok=True)
+            write_atomic(self.options["path"], "\n".join(kept) + "\n")
+        except OSError as e:
+            raise ProviderError(f"cannot write {self.options['path']}: {e.strerror}") from None
+        self._reload()
+        return "updated"
+
+    def _reload(self) -> None:
+        cmd = self.options.get("reload_cmd")
+        if not cmd:
+            return
+        try:
+            proc = subprocess.run(shlex.split(cmd), capture_output=True, timeout=30, check=False)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise ProviderError(f"reload_cmd failed: {e.__class__.__name__}") from None
+        if proc.returncode != 0:
+            raise ProviderError(f"reload_cmd exited with status {proc.returncode}")

@@ -1,0 +1,99 @@
+"""Shared fixtures: a test CA, the fake providers, config files, and running the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from typing import Dict, Optional
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from tests.fakes.alidns import FakeAlidns  # noqa: E402
+from tests.fakes.server import FakeServer  # noqa: E402
+
+ALI_ID = "LTAI5tTestKeyId"
+ALI_SECRET = "s3cr3t-AliKey-0123456789abcdef"
+
+
+@pytest.fixture(scope="session")
+def ca():
+    import trustme
+
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def ca_file(ca, tmp_path_factory):
+    path = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def server_context(ca):
+    import ssl
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(ctx)
+    return ctx
+
+
+@pytest.fixture
+def alidns(server_context):
+    fake = FakeAlidns({ALI_ID: ALI_SECRET}, ["example.com", "example.net"])
+    srv = FakeServer(fake, ssl_context=server_context).start()
+    fake.server = srv
+    fake.url = srv.url
+    yield fake
+    srv.stop()
+
+
+def write_config(tmp_path, body: str, name: str = "config.toml", mode: int = 0o600) -> str:
+    path = os.path.join(str(tmp_path), name)
+    with open(path, "w") as f:
+        f.write(textwrap.dedent(body))
+    os.chmod(path, mode)
+    return path
+
+
+def alidns_config(tmp_path, fake, ca_file: str, *, ip: str = "static:8.8.8.8", extra: str = "",
+                  records: Optional[str] = None) -> str:
+    records = records if records is not None else """
+        [[records]]
+        name = "home.example.com"
+        type = "A"
+        provider = "ali"
+    """
+    return write_config(tmp_path, f"""
+        [agent]
+        node_id = "test"
+        state_dir = "{tmp_path}/state"
+
+        [ip]
+        ipv4 = ["{ip}"]
+        ipv6 = ["static:2001:4860:4860::8888"]
+
+        [providers.ali]
+        type = "alidns"
+        access_key_id = "{ALI_ID}"
+        access_key_secret = "{ALI_SECRET}"
+        endpoint = "{fake.url}"
+        ca_file = "{ca_file}"
+        timeout = 3
+        {extra}
+    """ + textwrap.dedent(records))
+
+
+def run_cli(*args: str, env: Optional[Dict[str, str]] = None, timeout: float = 60,
+            prefix: Optional[list] = None) -> subprocess.CompletedProcess:
+    e = dict(os.environ)
+    e["PYTHONPATH"] = ROOT + os.pathsep + e.get("PYTHONPATH", "")
+    e.update(env or {})
+    return subprocess.run([*(prefix or []), sys.executable, "-m", "edgeddns", *args], capture_output=True,
+                          text=True, env=e, timeout=timeout, cwd=ROOT)
