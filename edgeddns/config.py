@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import stat
 import sys
 from dataclasses import dataclass, field
@@ -355,7 +354,7 @@ def _build(loader: _Loader, data: Dict[str, Any], path: str) -> Config:
 
     a = loader.table(data.get("agent"), "agent")
     loader.only(a, "agent", {"node_id", "state_dir", "poll_interval", "log_level"})
-    node_id = loader.get(a, "agent", "node_id", str) or socket.gethostname().split(".")[0] or "edgeddns"
+    node_id = loader.get(a, "agent", "node_id", str) or os.uname().nodename.split(".")[0] or "edgeddns"
     problem = _node_id_ok(node_id)
     if problem:
         if "node_id" in a:

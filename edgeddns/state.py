@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 
@@ -61,20 +60,7 @@ class StateStore:
         payload = json.dumps({"version": 1, "records": self.records}, indent=1, sort_keys=True)
         try:
             os.makedirs(self.directory, mode=0o700, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".state-", dir=self.directory)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    f.write(payload)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, self.path)
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise
-            _fsync_dir(self.directory)
+            write_atomic(self.path, payload, 0o600)
         except OSError as e:
             self.error = f"cannot write {self.path}: {e.strerror}; keeping state in memory"
             return False
@@ -99,7 +85,10 @@ def _fsync_dir(directory: str) -> None:
 def write_atomic(path: str, data: str, mode: int = 0o644) -> None:
     """Replace ``path`` with ``data`` so readers see the old or the new file, never half."""
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".edgeddns-", dir=directory)
+    # A pid-named temp file in the same directory (so rename is atomic); not
+    # the tempfile module, whose import costs the hotplug path a few ms.
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(data)
