@@ -128,6 +128,7 @@ class AlidnsProvider(Provider):
         self.endpoint = self.config.endpoint or ENDPOINT
         self.nonce = nonce
         self._zones: Dict[str, str] = {}
+        self._owned: Optional[set] = None
 
     @property
     def host(self) -> str:
@@ -238,16 +239,20 @@ class AlidnsProvider(Provider):
             return record.zone
         if record.name in self._zones:
             return self._zones[record.name]
-        owned = set()
-        page = 1
-        while True:
-            data = self.call("DescribeDomains", {"PageNumber": str(page), "PageSize": "100"})
-            doms = (data.get("Domains") or {}).get("Domain") or []
-            owned.update(str(d.get("DomainName", "")).lower() for d in doms if isinstance(d, dict))
-            total = int(data.get("TotalCount") or 0)
-            if page * 100 >= total or not doms:
-                break
-            page += 1
+        if self._owned is None:
+            # Asked once per provider instance: every record of the run shares the answer.
+            found = set()
+            page = 1
+            while True:
+                data = self.call("DescribeDomains", {"PageNumber": str(page), "PageSize": "100"})
+                doms = (data.get("Domains") or {}).get("Domain") or []
+                found.update(str(d.get("DomainName", "")).lower() for d in doms if isinstance(d, dict))
+                total = int(data.get("TotalCount") or 0)
+                if page * 100 >= total or not doms:
+                    break
+                page += 1
+            self._owned = found
+        owned = self._owned
         labels = record.name.split(".")
         for i in range(len(labels) - 1):
             cand = ".".join(labels[i:])
