@@ -15,6 +15,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from tests.fakes.alidns import FakeAlidns  # noqa: E402
+from tests.fakes.fixtures import signed  # noqa: E402,F401  (dnspod, huaweicloud, route53, alidns V3)
 from tests.fakes.server import FakeServer  # noqa: E402
 
 ALI_ID = "LTAI5tTestKeyId"

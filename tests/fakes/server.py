@@ -88,7 +88,10 @@ class FakeServer:
                     except OSError:
                         pass
                     return
-                self.send_response(reply.status)
+                # send_response_only: send_response would add a second Date from the real clock,
+                # and a fake whose clock is skewed must announce only its own time.
+                self.send_response_only(reply.status)
+                self.send_header("Server", self.version_string())
                 headers = {"Date": formatdate(outer.clock(), usegmt=True), **reply.headers}
                 for k, v in headers.items():
                     self.send_header(k, v)
