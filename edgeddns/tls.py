@@ -113,7 +113,21 @@ def _fail(code: int, message: str) -> ssl.SSLCertVerificationError:
 class _CheckedSocket(ssl.SSLSocket):
     def do_handshake(self, block: bool = False) -> None:
         super().do_handshake(block)
-        problem = self.context.validity_problem(self)  # type: ignore[attr-defined]
+        ctx = self.context
+        # Judged only against the release floor: judge again once the time is known.
+        self._edgeddns_floor_only = not ctx.clock.trusted  # type: ignore[attr-defined]
+        self._edgeddns_check(ctx.validity_problem(self))  # type: ignore[attr-defined]
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        # A connection opened before the clock was known (e.g. the request whose
+        # Date header taught us the time) is kept alive in the pool; check its
+        # dates at the corrected time before it carries anything else.
+        if getattr(self, "_edgeddns_floor_only", False) and self.context.clock.trusted:  # type: ignore[attr-defined]
+            self._edgeddns_floor_only = False
+            self._edgeddns_check(self.context.validity_problem(self))  # type: ignore[attr-defined]
+        super().sendall(data, flags)
+
+    def _edgeddns_check(self, problem: Optional[tuple]) -> None:
         if problem:
             self.close()
             raise _fail(*problem)
