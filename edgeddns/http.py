@@ -142,6 +142,8 @@ def _reason(exc: BaseException) -> str:
         elif e.args and isinstance(e.args[0], str):
             text = e.args[0]
         nxt = getattr(e, "reason", None)
+        if not isinstance(nxt, BaseException) and e.args and isinstance(e.args[0], BaseException):
+            nxt = e.args[0]  # urllib3 wraps the ssl error as its first argument
         e = nxt if isinstance(nxt, BaseException) else (e.__cause__ or e.__context__)
     text = text or exc.__class__.__name__
     # urllib3 messages embed the request URL, which may carry signed query params.

@@ -35,6 +35,7 @@ TIMESYNCD_FLAG = "/run/systemd/timesync/synchronized"
 HOTPLUG_MARKER = "ntpd.sync"
 DNSMASQ_MARKER = "/var/state/dnsmasqsec"  # OpenWrt's dnsmasq hook: "ntpd says time is valid"
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
+IGNORE_ENV = "EDGEDDNS_IGNORE_SYNC_EVIDENCE"
 #: a daemon that disciplines the kernel clock keeps maxerror well below the kernel's 16 s ceiling
 MAXERROR_LIMIT_US = 5_000_000
 #: a provider Date further than this from our time wins (its clock decides what it accepts)
@@ -88,8 +89,13 @@ class SyncProbe:
     dnsmasq_marker: str = DNSMASQ_MARKER
     boot_id_file: str = BOOT_ID
     adjtimex: Callable[[], Optional[Tuple[int, int, int]]] = read_adjtimex
+    #: set by the environment variable below: a simulated wrong clock (libfaketime in the
+    #: tests) runs on a host whose real sync evidence would otherwise be believed
+    ignore: bool = field(default_factory=lambda: bool(os.environ.get(IGNORE_ENV)))
 
     def check(self) -> Evidence:
+        if self.ignore:
+            return Evidence(False, [f"sync evidence ignored ({IGNORE_ENV} is set)"])
         ev = Evidence(False)
         if os.path.exists(self.timesyncd_flag):
             ev.synced = True

@@ -263,3 +263,49 @@ def test_hook_tells_the_agent_on_step_and_survives_its_absence(tmp_path):
     os.unlink(tmp_path / "bin" / "edgeddns")
     p, _ = run_hook(tmp_path, {"ACTION": "step", "stratum": "2"})
     assert p.returncode == 0
+
+
+# ---------------------------------------------------------------- TLS judged by the corrected clock
+
+def test_connection_accepted_before_the_time_was_known_is_checked_again(tmp_path, ca, ca_file):
+    """The first request (clock unknown) passes the release-date floor; once its Date sets the
+    clock, the kept-alive connection is judged at the corrected time before it is used again."""
+    from edgeddns.errors import TlsError
+    from edgeddns.http import HttpClient
+    from tests.fakes.server import FakeServer, Reply
+
+    srv = FakeServer(lambda req: Reply.text(200, "ok"),
+                     ssl_context=dated_context(ca, days_before=100, days_after=-10)).start()
+    try:
+        clock = CorrectedClock(ClockConfig(mode="auto", ntp_servers=["127.0.0.1:9"], timeout=0.3), str(tmp_path),
+                               probe=unsynced(tmp_path))
+        http = HttpClient(clock=clock, ca_file=ca_file, timeout=3)
+        http.context.floor = time.time() - 30 * 86400  # pretend this release is older than the expiry
+        assert http.request("GET", srv.url).status == 200  # judged by the floor only
+        assert clock.info().source == "http-date:127.0.0.1"
+        with pytest.raises(TlsError, match="expired at the corrected time"):
+            http.request("GET", srv.url)
+        assert len(srv.requests) == 1
+        http.close()
+    finally:
+        srv.stop()
+
+
+def test_validity_problem_rules():
+    from edgeddns.tls import validity_problem
+
+    def info(nb, na):
+        fmt = "%b %d %H:%M:%S %Y GMT"
+        return {"notBefore": time.strftime(fmt, time.gmtime(nb)), "notAfter": time.strftime(fmt, time.gmtime(na)),
+                "subject": ((("commonName", "x"),),)}
+
+    now = 1_800_000_000
+    leaf = info(now - 86400, now + 86400)
+    assert validity_problem([leaf], now, floor=0) is None
+    assert "not yet valid" in validity_problem([leaf], now - 2 * 86400, floor=0)[1]
+    assert "has expired" in validity_problem([leaf], now + 2 * 86400, floor=0)[1]
+    assert "chain certificate 1" in validity_problem([leaf, info(now - 10, now - 5000)], now, floor=0)[1]
+    # No time known: only the release floor applies, in both directions of skew.
+    assert validity_problem([leaf], None, floor=now) is None
+    assert "before this edgeddns release" in validity_problem([leaf], None, floor=now + 2 * 86400)[1]
+    assert validity_problem([], now, floor=0)
