@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.clockfix import chronyd, dated_context, faketime, faketime_tools, free_udp_port  # noqa: F401
+from tests.clockfix import chronyd, dated_context, fake_ntp, faketime, faketime_tools, free_udp_port  # noqa: F401
 from tests.conftest import ALI_ID, ALI_SECRET, ROOT, alidns_config, run_cli
 from tests.fakes.alidns import FakeAlidns
 from tests.fakes.server import FakeServer
@@ -170,3 +170,21 @@ def test_clock_stepped_under_a_running_process(faketime, chronyd):  # noqa: F811
         p.stderr.close()
         p.stdout.close()
     assert p.returncode == 0, err
+
+
+def test_clock_command_shows_evidence_servers_and_choice(tmp_path, faketime, chronyd, fake_ntp):  # noqa: F811
+    liar = fake_ntp(3600.0, "spoof")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[agent]\nstate_dir = "{tmp_path}/state"\n[clock]\nmode = "auto"\ntimeout = 0.5\n'
+                   f'ntp_servers = ["{chronyd}", "{liar.server}"]\n')
+    env = dict(faketime.env("-3h"), EDGEDDNS_IGNORE_SYNC_EVIDENCE="1")
+    p = run_cli("clock", "-c", str(cfg), "--json", env=env)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["synchronized"] is False and out["evidence"]
+    by = {s["server"]: s for s in out["servers"]}
+    assert by[chronyd]["stratum"] == 8 and abs(by[chronyd]["offset"] - 10800) < 1
+    assert "wrong origin" in by[liar.server]["error"]
+    assert out["chosen"]["source"] == f"ntp:{chronyd}" and abs(out["chosen"]["offset"] - 10800) < 1
+    p = run_cli("clock", "-c", str(cfg), env=env)
+    assert p.returncode == 0 and "not proven synchronised" in p.stdout and f"source ntp:{chronyd}" in p.stdout
