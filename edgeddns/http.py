@@ -67,8 +67,15 @@ class HttpClient:
 
     def __init__(self, *, clock: Clock, ca_file: Optional[str] = None, timeout: float = 10.0,
                  monotonic=time.monotonic):
+        import warnings
+
         import requests
         from requests.adapters import HTTPAdapter
+        from urllib3.exceptions import SystemTimeWarning
+
+        # urllib3 warns when the system clock is before its build year; the
+        # clock and TLS modules handle a wrong clock, so the warning only misleads.
+        warnings.filterwarnings("ignore", category=SystemTimeWarning)
 
         from edgeddns import tls
 
