@@ -176,7 +176,7 @@ class Engine:
         provider = self.provider(rec.provider)
         notes: Dict[str, object] = {}
         if getattr(provider, "SIGNED", False):
-            self.clock.ensure()
+            self.clock.ensure(probe=getattr(provider, "probe_time", None))
         skew_retried = False
         attempt = 0
         while True:
