@@ -44,12 +44,27 @@ def _update(cfg: str, record: str):
     return results[0]
 
 
+def _attr(entry, name, default=None):
+    return entry.get(name, default) if isinstance(entry, dict) else getattr(entry, name, default)
+
+
+def _stop(entry, fake) -> None:
+    if hasattr(fake, "stop"):
+        fake.stop()
+        return
+    stop = _attr(entry, "stop")
+    try:
+        stop(fake)
+    except TypeError:
+        stop()
+
+
 @pytest.mark.parametrize("name", sorted(ENTRIES))
 def test_update_flow(name, tmp_path, ca_file, server_context):
     entry = ENTRIES[name]
-    fake, provider_toml = entry.start(ca_file, server_context)
+    fake, provider_toml = _attr(entry, "start")(ca_file, server_context)
     try:
-        readable = getattr(fake, "readable", getattr(entry, "readable", True))
+        readable = getattr(fake, "readable", _attr(entry, "readable", True))
         records = (_record("matrix.example.com") + _record("matrix.example.net", "AAAA")
                    + _record("seeded.example.net", ip=V4_SEED))
 
@@ -86,4 +101,4 @@ def test_update_flow(name, tmp_path, ca_file, server_context):
         assert fake.values("matrix.example.net", "AAAA") == [V6]
         assert fake.values("matrix.example.net", "A") == []
     finally:
-        fake.stop()
+        _stop(entry, fake)
