@@ -17,6 +17,9 @@ PROVIDERS: Dict[str, str] = {
     "dnspod": "edgeddns.providers.dnspod:DnspodProvider",
     "huaweicloud": "edgeddns.providers.huaweicloud:HuaweicloudProvider",
     "route53": "edgeddns.providers.route53:Route53Provider",
+    "cloudflare": "edgeddns.providers.cloudflare:CloudflareProvider",
+    "dyndns2": "edgeddns.providers.dyndns2:Dyndns2Provider",
+    "webhook": "edgeddns.providers.webhook:WebhookProvider",
 }
 
 
