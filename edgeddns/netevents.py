@@ -110,8 +110,8 @@ class NetlinkSource:
                 out.add(name)
         return out
 
-    def relevant(self, addrs: Iterable[netlink.IfAddr]) -> Optional[str]:
-        """The interface of the first change worth a check, or None."""
+    def relevant(self, addrs: Iterable[netlink.IfAddr]) -> Optional[netlink.IfAddr]:
+        """The first change worth a check, or None."""
         watched = None
         for a in addrs:
             if a.scope != RT_SCOPE_UNIVERSE or not a.usable:
@@ -119,7 +119,7 @@ class NetlinkSource:
             if watched is None:
                 watched = self.watched()
             if a.ifname in watched:
-                return a.ifname
+                return a
         return None
 
     def _loop(self) -> None:
@@ -146,13 +146,14 @@ class NetlinkSource:
                 log.error("netlink: receive failed (%s); address events are off", e.strerror)
                 return
             try:
-                iface = self.relevant(netlink.parse(data))
+                change = self.relevant(netlink.parse(data))
             except (OSError, ValueError, IndexError, struct.error) as e:
                 log.debug("netlink: unparsable message (%s)", e)
                 continue
-            if iface is not None:
-                log.debug("netlink: address change on %s", iface)
-                self._submit(Event("netlink", iface=iface))
+            if change is not None:
+                log.debug("netlink: %s %s on %s", "new" if change.event == netlink.RTM_NEWADDR else "deleted",
+                          change.address, change.ifname)
+                self._submit(Event("netlink", iface=change.ifname))
 
     def _submit(self, event) -> None:
         self.events += 1
