@@ -229,18 +229,23 @@ class ControlServer:
         try:
             conn.settimeout(self.client_timeout)
             uid = peer_uid(conn)
-            if uid is not None and uid not in (os.geteuid(), 0):
-                self._log("warning", "control socket: refused a client with uid %d", uid)
-                self._reply(conn, _error("forbidden", f"uid {uid} may not control this agent"))
-                return
             try:
                 line = _read_line(conn, MAX_REQUEST)
             except ControlError as e:
-                self._reply(conn, _error(e.code, e.message))
-                return
+                line, problem = b"", e
             except OSError:
                 return  # the client went away or stalled: nobody to answer
-            self._reply(conn, self.handle(line))
+            else:
+                problem = None
+            # The request is read (and ignored) before a refusal, so the
+            # client is not cut off mid-send and gets to see why.
+            if uid is not None and uid not in (os.geteuid(), 0):
+                self._log("warning", "control socket: refused a client with uid %d", uid)
+                self._reply(conn, _error("forbidden", f"uid {uid} may not control this agent"))
+            elif problem is not None:
+                self._reply(conn, _error(problem.code, problem.message))
+            else:
+                self._reply(conn, self.handle(line))
         finally:
             conn.close()
             self._slots.release()
@@ -363,7 +368,10 @@ def request(path: str, obj: Dict[str, Any], timeout: float = 2.0) -> Dict[str, A
         except PermissionError:
             raise ControlError(f"permission denied on {path} (run as the agent's user or root)",
                                "denied") from None
-        s.sendall(json.dumps(obj, separators=(",", ":")).encode() + b"\n")
+        try:
+            s.sendall(json.dumps(obj, separators=(",", ":")).encode() + b"\n")
+        except BrokenPipeError:
+            pass  # the agent hung up early; its reply, if any, is still readable
         buf = b""
         while b"\n" not in buf:
             chunk = s.recv(65536)

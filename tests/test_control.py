@@ -128,6 +128,7 @@ def test_other_users_are_refused(tmp_path):
             os.chmod(os.path.dirname(sock), 0o755)
             os.chmod(sock, 0o666)
             r = _as_nobody(NOBODY_CLIENT.format(path=sock))
+            assert r.stdout.strip(), (r.returncode, r.stderr, a.log)
             reply = json.loads(r.stdout)
             assert reply["ok"] is False and reply["error"]["code"] == "forbidden", r.stdout + r.stderr
             assert a.wait_log(lambda t: "refused a client with uid 65534" in t)
