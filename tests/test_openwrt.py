@@ -14,10 +14,10 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 import time
 
 import pytest
-import yaml
 
 from edgeddns import control
 from edgeddns.config import load
@@ -290,6 +290,7 @@ def test_container_default_config_and_compose():
     cfg = load(os.path.join(ROOT, "docker/config.toml"))
     assert cfg.agent.state_dir == "/data" and cfg.providers["lan"].options["path"] == "/data/hosts"
     assert cfg.ip.ipv4 == ["interface:default"]  # host networking + netlink events
+    yaml = pytest.importorskip("yaml", reason="no YAML parser installed (not a dependency)")
     compose = yaml.safe_load(read(os.path.join(ROOT, "docker-compose.yml")))
     svc = compose["services"]["edgeddns"]
     assert svc["network_mode"] == "host" and svc["restart"] == "unless-stopped"
@@ -304,3 +305,31 @@ def test_container_default_config_and_compose():
 def test_trigger_cli_without_config_names_the_file(tmp_path):
     r = run_cli("trigger", "-c", str(tmp_path / "nope.toml"))
     assert r.returncode == 2 and "nope.toml" in r.stderr
+
+
+@pytest.mark.skipif(not shutil.which("make"), reason="GNU make is not installed")
+def test_makefile_under_an_sdk_stand_in(tmp_path):
+    """The package Makefile's prepare/compile/install steps, run by GNU make against
+    tests/fakes/openwrt-sdk: a stand-in for the SDK's includes, not the SDK."""
+    sdk = os.path.join(ROOT, "tests/fakes/openwrt-sdk")
+    dest, build = tmp_path / "root", tmp_path / "build"
+    r = subprocess.run(["make", "-s", "-C", OPENWRT, f"TOPDIR={sdk}", f"DEST={dest}", f"BUILD_DIR={build}",
+                        "stand-in-build"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    modes = {f: stat.S_IMODE(os.stat(dest / f).st_mode) for f in (
+        "usr/bin/edgeddns", "etc/init.d/edgeddns", "etc/hotplug.d/iface/95-edgeddns", "etc/edgeddns/config.toml",
+        "etc/edgeddns/hotplug.conf")}
+    assert modes == {"usr/bin/edgeddns": 0o755, "etc/init.d/edgeddns": 0o755,
+                     "etc/hotplug.d/iface/95-edgeddns": 0o644, "etc/edgeddns/config.toml": 0o600,
+                     "etc/edgeddns/hotplug.conf": 0o600}
+    site = build / "edgeddns-0.1.0/ipkg-install/usr/lib/python3.11/site-packages"
+    assert (site / "edgeddns/control.py").is_file() and (site / "edgeddns/providers/hosts.py").is_file()
+    assert not list(site.rglob("__pycache__"))
+    # The installed launcher runs the installed package.
+    r = subprocess.run([sys.executable, str(dest / "usr/bin/edgeddns"), "--version"], capture_output=True, text=True,
+                       env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}, cwd=str(tmp_path))
+    assert r.returncode == 0 and r.stdout.startswith("edgeddns "), r.stderr
+    # Without sources, a clear message.
+    r = subprocess.run(["make", "-s", "-C", OPENWRT, f"TOPDIR={sdk}", f"DEST={dest}", f"BUILD_DIR={build}2",
+                        f"EDGEDDNS_SRC={tmp_path}/nowhere", "stand-in-build"], capture_output=True, text=True)
+    assert r.returncode != 0 and "no sources at EDGEDDNS_SRC" in r.stderr
