@@ -238,9 +238,12 @@ class Agent:
         req = UpdateRequest(records=None if names is None else sorted(names), force=any(e.force for e in batch),
                             trigger=lead.trigger, id=lead.id, addresses=addresses)
         results = self.engine.run(req)
+        ids = [e.id for e in batch if e.id is not None]
         if len(batch) > 1:
             for r in results:
                 r.extra["coalesced"] = len(batch)
+                if len(ids) > 1:  # every merged command can find its result
+                    r.extra["ids"] = ids
         for r in results:
             self.records[f"{r.record}/{r.type}"] = {
                 "record": r.record, "type": r.type, "provider": r.provider, "ip": r.ip, "status": r.status,

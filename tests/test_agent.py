@@ -81,7 +81,7 @@ def test_burst_collapses_into_one_update(tmp_path):
     eng = engines[0]
     n = len(eng.requests)
     done = []
-    for i in range(10):
+    for _i in range(10):
         agent.submit(Event("netlink", id=None, done=done.append))
     assert agent.wait_idle()
     assert len(eng.requests) == n + 1 and len(done) == 10
