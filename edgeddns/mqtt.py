@@ -212,7 +212,11 @@ class MqttBridge:
             self._failures += 1
             self._error(f"cannot connect to the MQTT broker {self.m.host}:{self.m.port}: {_describe(e)}")
             return
-        client.loop_forever(timeout=min(10.0, self.m.keepalive / 2))
+        # loop() rather than loop_forever(): only loop() sets up the socket pair that lets a
+        # publish from another thread wake the select() at once (loop_forever leaves it to loop_start).
+        wake = min(10.0, self.m.keepalive / 2)
+        while client.loop(wake) == 0:  # ends on any loss, and on disconnect() from stop()
+            pass
         with self._lock:
             self._connected = False
         if self._stop.is_set():
@@ -328,7 +332,7 @@ class MqttBridge:
         self._probe = _secrets.token_hex(8)
         self._probe_ok.clear()
         with self._lock:
-            self._send(self.topics["probe"], json.dumps({"probe": self._probe}).encode(), 1, False)
+            self._send(self.topics["probe"], self._probe_payload(), 1, False)
         if self._probe_timer is not None:
             self._probe_timer.cancel()
         t = threading.Timer(PROBE_TIMEOUT, self._check_probe, args=(self._probe,))
@@ -391,10 +395,10 @@ class MqttBridge:
         self._dispatch(cmd, reply_to, corr)
 
     def _is_probe(self, payload: bytes) -> bool:
-        try:
-            return json.loads(payload).get("probe") == self._probe
-        except (ValueError, AttributeError):
-            return False
+        return bytes(payload) == self._probe_payload()
+
+    def _probe_payload(self) -> bytes:
+        return json.dumps({"probe": self._probe}).encode()
 
     def _dispatch(self, cmd: Command, reply_to: Optional[str], corr: Optional[bytes]) -> None:
         from edgeddns.agent import Event
@@ -455,7 +459,7 @@ class MqttBridge:
     def _answer(self, action: str, cid: Optional[str], answer: Dict[str, Any], reply_to: Optional[str],
                 corr: Optional[bytes]) -> None:
         """One answer per command: to the MQTT 5 response topic if given, else ``response/<action>``."""
-        answer = {**answer, "node": self.node, "ts": iso(time.time())}
+        answer = {"node": self.node, "ts": iso(time.time()), **answer}  # a repeated answer keeps its time
         if cid is not None:
             self._answers.put(cid, answer)
         props = None
