@@ -47,6 +47,7 @@ class Event:
     addresses: Dict[int, str] = field(default_factory=dict)  # family -> address (already vetted)
     iface: Optional[str] = None
     done: Optional[Callable[[List[Result]], None]] = None  # called on the worker thread
+    settle: bool = True  # False for an explicit "update now": no burst to wait for
 
 
 class Publisher(Protocol):
@@ -203,7 +204,7 @@ class Agent:
                 deadline = min(self._timers.values(), default=None)
                 self._cond.wait(None if deadline is None else max(0.0, deadline - now))
             # Let the rest of a burst arrive, then take all of it.
-            if self.settle > 0:
+            if self.settle > 0 and any(e.settle for e in self._pending):
                 self._cond.wait(self.settle)
             batch, self._pending = self._pending, []
             self._busy = True

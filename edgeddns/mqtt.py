@@ -212,10 +212,11 @@ class MqttBridge:
             self._failures += 1
             self._error(f"cannot connect to the MQTT broker {self.m.host}:{self.m.port}: {_describe(e)}")
             return
+        _no_delay(client.socket())
         # loop() rather than loop_forever(): only loop() sets up the socket pair that lets a
         # publish from another thread wake the select() at once (loop_forever leaves it to loop_start).
         wake = min(10.0, self.m.keepalive / 2)
-        while client.loop(wake) == 0:  # ends on any loss, and on disconnect() from stop()
+        while client.socket() is not None and client.loop(wake) == 0:  # ends on a loss, or stop()'s disconnect()
             pass
         with self._lock:
             self._connected = False
@@ -407,8 +408,10 @@ class MqttBridge:
         assert agent is not None
         base: Dict[str, Any] = {"id": cmd.id, "action": cmd.action}
         if cmd.action == "update":
+            # A WAN event forwarded over MQTT may be one of a burst of flaps; "update now" is not.
             agent.submit(Event("mqtt", records=cmd.records, force=cmd.force, id=cmd.id,
-                               addresses=dict(cmd.addresses), iface=cmd.iface))
+                               addresses=dict(cmd.addresses), iface=cmd.iface,
+                               settle=bool(cmd.addresses or cmd.iface)))
             answer = {**base, "status": "accepted", "records": cmd.records}
             if cmd.ignored:
                 answer["ignored"] = cmd.ignored
@@ -530,6 +533,17 @@ class MqttBridge:
         for s in self._secrets:  # payloads never hold secrets; this makes sure of it
             text = text.replace(s, "***")
         return text.encode("utf-8")
+
+
+def _no_delay(sock: Any) -> None:
+    """Answers and results are small writes: without this, Nagle's algorithm meeting the
+    peer's delayed ACK holds some of them back for tens of milliseconds."""
+    import socket
+
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError):
+        pass
 
 
 def _noop_socket(client: Any, userdata: Any, sock: Any) -> None:

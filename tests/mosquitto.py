@@ -27,7 +27,7 @@ def free_port() -> int:
 
 class Mosquitto:
     def __init__(self, workdir: str, *, users: Optional[Dict[str, str]] = None, acl: Optional[str] = None,
-                 tls: Optional[Dict[str, str]] = None, persistence: bool = False):
+                 tls: Optional[Dict[str, str]] = None, persistence: bool = False, extra: Optional[List[str]] = None):
         """``tls`` = {"ca": path, "cert": path, "key": path} adds a TLS listener."""
         self.dir = workdir
         os.makedirs(workdir, exist_ok=True)
@@ -56,6 +56,7 @@ class Mosquitto:
                 f.write(acl)
             os.chmod(path, 0o600)
             lines.append(f"acl_file {path}")
+        lines += extra or []
         lines.append(f"listener {self.port} 127.0.0.1")
         if tls:
             lines += [f"listener {self.tls_port} 127.0.0.1", f"cafile {tls['ca']}", f"certfile {tls['cert']}",
