@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
     from edgeddns.agent import Agent
     from edgeddns.config import Config
+    from edgeddns.watch import SocketWatcher
 
 SOCKET_NAME = "control.sock"
 LOCK_NAME = "control.lock"
@@ -80,8 +81,7 @@ class ControlServer:
         self._sock: Optional[socket.socket] = None
         self._lock_fd: Optional[int] = None
         self._ino: Optional[int] = None
-        self._wake_r = self._wake_w = -1
-        self._thread: Optional[threading.Thread] = None
+        self._watcher: Optional["SocketWatcher"] = None
         self._slots = threading.BoundedSemaphore(max_clients)
 
     # -- lifecycle
@@ -96,19 +96,15 @@ class ControlServer:
             self.error = e.message
             logging.getLogger("edgeddns").error("control socket: %s", e.message)
             return
-        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC) if hasattr(os, "pipe2") else os.pipe()
-        self._thread = threading.Thread(target=self._serve, name="edgeddns-control", daemon=True)
-        self._thread.start()
+        from edgeddns.watch import SocketWatcher
+
+        assert self._sock is not None
+        self._watcher = SocketWatcher(self._sock, self._accept, "edgeddns-control")
 
     def stop(self) -> None:
-        if self._thread is not None:
-            os.write(self._wake_w, b"x")
-            self._thread.join(5)
-            self._thread = None
-        for fd in (self._wake_r, self._wake_w):
-            if fd >= 0:
-                os.close(fd)
-        self._wake_r = self._wake_w = -1
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher = None
         if self._sock is not None:
             self._sock.close()
             self._sock = None
@@ -203,27 +199,19 @@ class ControlServer:
             pass
 
     # -- serving
-    def _serve(self) -> None:
-        import select
-
+    def _accept(self) -> bool:
         assert self._sock is not None
-        while True:
-            try:
-                ready, _, _ = select.select([self._sock, self._wake_r], [], [])
-            except InterruptedError:
-                continue
-            if self._wake_r in ready:
-                return
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                continue
-            if not self._slots.acquire(blocking=False):
-                self._reply(conn, {"ok": False, "error": {"code": "busy", "message": "too many clients"}})
-                conn.close()
-                continue
-            threading.Thread(target=self._client, args=(conn,), name="edgeddns-control-client",
-                             daemon=True).start()
+        try:
+            conn, _ = self._sock.accept()
+        except OSError:
+            return True
+        if not self._slots.acquire(blocking=False):
+            self._reply(conn, {"ok": False, "error": {"code": "busy", "message": "too many clients"}})
+            conn.close()
+            return True
+        threading.Thread(target=self._client, args=(conn,), name="edgeddns-control-client",
+                         daemon=True).start()
+        return True
 
     def _client(self, conn: socket.socket) -> None:
         try:

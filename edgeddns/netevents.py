@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
-import select
 import socket
 import struct
-import threading
 from typing import TYPE_CHECKING, Callable, Iterable, Optional, Set
 
 from edgeddns import netlink
+from edgeddns.watch import SocketWatcher
 
 if TYPE_CHECKING:
     from edgeddns.agent import Agent
@@ -52,8 +50,7 @@ class NetlinkSource:
         self.events = 0  # events submitted, for tests and benchmarks
         self._agent: Optional["Agent"] = None
         self._sock: Optional[socket.socket] = None
-        self._wake_r = self._wake_w = -1
-        self._thread: Optional[threading.Thread] = None
+        self._watcher: Optional[SocketWatcher] = None
 
     @staticmethod
     def wanted(config: "Config") -> bool:
@@ -74,20 +71,13 @@ class NetlinkSource:
             log.error("netlink: cannot subscribe to address events (%s); address events are off", e.strerror)
             return
         self._sock = s
-        self._wake_r, self._wake_w = os.pipe()
-        self._thread = threading.Thread(target=self._loop, name="edgeddns-netlink", daemon=True)
-        self._thread.start()
+        self._watcher = SocketWatcher(s, self._on_ready, "edgeddns-netlink")
         log.debug("netlink: watching %s", ", ".join(sorted(self._names())))
 
     def stop(self) -> None:
-        if self._thread is not None:
-            os.write(self._wake_w, b"x")
-            self._thread.join(5)
-            self._thread = None
-        for fd in (self._wake_r, self._wake_w):
-            if fd >= 0:
-                os.close(fd)
-        self._wake_r = self._wake_w = -1
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher = None
         if self._sock is not None:
             self._sock.close()
             self._sock = None
@@ -122,38 +112,33 @@ class NetlinkSource:
                 return a
         return None
 
-    def _loop(self) -> None:
+    def _on_ready(self) -> bool:
+        """One datagram from the kernel; False stops listening."""
         from edgeddns.agent import Event
 
         assert self._sock is not None and self._agent is not None
-        while True:
-            try:
-                ready, _, _ = select.select([self._sock, self._wake_r], [], [])
-            except InterruptedError:
-                continue
-            if self._wake_r in ready:
-                return
-            try:
-                data = self._sock.recv(65536)
-            except OSError as e:
-                if e.errno == errno.ENOBUFS:
-                    # The kernel dropped messages: we cannot know what changed.
-                    log.warning("netlink: receive buffer overrun; checking every record")
-                    self._submit(Event("netlink"))
-                    continue
-                if e.errno in (errno.EINTR, errno.EAGAIN):
-                    continue
-                log.error("netlink: receive failed (%s); address events are off", e.strerror)
-                return
-            try:
-                change = self.relevant(netlink.parse(data))
-            except (OSError, ValueError, IndexError, struct.error) as e:
-                log.debug("netlink: unparsable message (%s)", e)
-                continue
-            if change is not None:
-                log.debug("netlink: %s %s on %s", "new" if change.event == netlink.RTM_NEWADDR else "deleted",
-                          change.address, change.ifname)
-                self._submit(Event("netlink", iface=change.ifname))
+        try:
+            data = self._sock.recv(65536)
+        except OSError as e:
+            if e.errno == errno.ENOBUFS:
+                # The kernel dropped messages: we cannot know what changed.
+                log.warning("netlink: receive buffer overrun; checking every record")
+                self._submit(Event("netlink"))
+                return True
+            if e.errno in (errno.EINTR, errno.EAGAIN):
+                return True
+            log.error("netlink: receive failed (%s); address events are off", e.strerror)
+            return False
+        try:
+            change = self.relevant(netlink.parse(data))
+        except (OSError, ValueError, IndexError, struct.error) as e:
+            log.debug("netlink: unparsable message (%s)", e)
+            return True
+        if change is not None:
+            log.debug("netlink: %s %s on %s", "new" if change.event == netlink.RTM_NEWADDR else "deleted",
+                      change.address, change.ifname)
+            self._submit(Event("netlink", iface=change.ifname))
+        return True
 
     def _submit(self, event) -> None:
         self.events += 1
