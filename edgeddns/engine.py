@@ -155,7 +155,7 @@ class Engine:
             elif req.dry_run:
                 res.status = "would_update"
             else:
-                res.status, notes = self._apply(rec, det.address)
+                res.status, notes = self._apply(rec, det.address, prev.get("ip"))
                 res.extra.update(notes)
                 self._save(rec, det.address, res)
         except NotPublicError as e:
@@ -172,16 +172,20 @@ class Engine:
         res.duration_ms = (self.monotonic() - start) * 1000.0
         return res
 
-    def _apply(self, rec: RecordConfig, address: str) -> Tuple[str, Dict[str, object]]:
+    def _apply(self, rec: RecordConfig, address: str,
+               previous: Optional[str] = None) -> Tuple[str, Dict[str, object]]:
         provider = self.provider(rec.provider)
         notes: Dict[str, object] = {}
+        # Only providers that ask for it get the last published address (webhook's {previous_ip}),
+        # so every other provider's ``ensure(record, value)`` signature stays as it is.
+        kwargs = {"previous": previous} if getattr(provider, "WANTS_PREVIOUS", False) else {}
         if getattr(provider, "SIGNED", False):
             self.clock.ensure()
         skew_retried = False
         attempt = 0
         while True:
             try:
-                status = provider.ensure(rec, address)
+                status = provider.ensure(rec, address, **kwargs)
                 if attempt:
                     notes["attempts"] = attempt + 1
                 return (UPDATED if status == UPDATED else UNCHANGED), notes

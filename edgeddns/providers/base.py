@@ -56,6 +56,8 @@ class Provider:
     RECORD_OPTIONS: Dict[str, Opt] = {}
     #: an "unchanged" check needs no read when the provider's write is idempotent
     WRITE_ONLY = False
+    #: the engine passes ``previous=<last published address or None>`` to ``ensure``
+    WANTS_PREVIOUS = False
 
     def __init__(self, ctx: ProviderContext):
         self.ctx = ctx
