@@ -1,0 +1,602 @@
+"""edgeddns side by side with inadyn, ddclient and NewFuture/DDNS, in one run.
+
+Run ``sudo bench/setup.sh`` once, then::
+
+    sudo bench/.venv-peers/bin/python bench/incumbents.py [--runs 10] [--samples 10] [--idle 60]
+
+It re-executes itself in a new network namespace (``unshare -n``; ``-rn`` when
+not root) holding only a loopback interface, so no tool can reach anything but
+the fakes on 127.0.0.1, whatever it tries. Fakes: ``bench/fake_dyndns2.py``
+(dyndns2 + checkip) for inadyn, ddclient and edgeddns's dyndns2 provider;
+the tests' fake Alidns (``bench/fake_alidns_v3.py`` adds the V3 signature
+DDNS 4.x uses) over HTTPS with a trustme CA for DDNS and edgeddns's alidns
+provider. Every tool learns the WAN address from the same plain-HTTP checkip
+page, so all do the same work: one address lookup, then the provider calls.
+
+Phases (results as JSON in ``bench/results/incumbents.json`` and as Markdown
+on stdout): one-shot updates, provider calls per check, the clock skewed,
+daemon latency at the shortest poll interval, and idle daemons. Benchmarks
+only: never part of the test suite or CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import random
+import shutil
+import signal
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Dict, List, Optional
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(BENCH)
+sys.path.insert(0, BENCH)
+sys.path.insert(0, ROOT)
+
+from fake_alidns_v3 import FakeAlidnsV3  # noqa: E402
+from fake_dyndns2 import FakeDyndns2  # noqa: E402
+
+from tests.fakes.server import FakeServer  # noqa: E402
+
+USER, PASSWORD = "bench", "bench-pass-0123"
+ALI_ID, ALI_SECRET = "LTAIbenchKey", "bench-ali-secret-0123456789"
+HOSTS = {"inadyn": "inadyn.example.com", "ddclient": "ddclient.example.com", "edgeddns": "edge.example.com",
+         "ddns": "ddns.example.com"}
+SKEWS = {"right": None, "3 h behind": "-3h", "2 y ahead": "+2y"}
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Run:
+    rc: int
+    wall_ms: float
+    rss_kb: int
+    output: str
+
+
+@dataclass
+class Report:
+    machine: Dict[str, str] = field(default_factory=dict)
+    versions: Dict[str, str] = field(default_factory=dict)
+    commands: Dict[str, str] = field(default_factory=dict)
+    oneshot: Dict[str, dict] = field(default_factory=dict)
+    calls: Dict[str, dict] = field(default_factory=dict)
+    clock: Dict[str, dict] = field(default_factory=dict)
+    latency: Dict[str, dict] = field(default_factory=dict)
+    idle: Dict[str, dict] = field(default_factory=dict)
+    notes: List[str] = field(default_factory=list)
+
+
+# -- plumbing -------------------------------------------------------------
+def enter_netns() -> None:
+    """Re-exec inside a fresh network namespace with only ``lo`` up."""
+    if os.environ.get("EDGEDDNS_BENCH_NETNS") == "1":
+        return
+    os.environ["EDGEDDNS_BENCH_NETNS"] = "1"
+    unshare = ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-r", "-n"]
+    os.execvp(unshare[0], unshare + ["sh", "-c", 'ip link set lo up && exec "$0" "$@"', sys.executable,
+                                     os.path.abspath(__file__), *sys.argv[1:]])
+
+
+def measure(argv: List[str], env: Optional[Dict[str, str]] = None, timeout: float = 60.0) -> Run:
+    """Run once; wall time here, peak RSS from GNU time.
+
+    ``os.wait4`` would report the *parent's* RSS too: Linux carries the high
+    water mark of the address space a child had before ``exec`` (a copy of
+    this Python), so the small C program ``/usr/bin/time`` does the fork.
+    """
+    with tempfile.NamedTemporaryFile("r") as tf, tempfile.TemporaryFile("w+") as out:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(["/usr/bin/time", "-o", tf.name, "-f", "%M", *argv], stdout=out, stderr=out,
+                             stdin=subprocess.DEVNULL, env=env)
+        try:
+            rc = p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            rc = p.wait()
+        wall = (time.perf_counter() - t0) * 1000.0
+        lines = tf.read().strip().splitlines()
+        out.seek(0)
+        text = out.read()
+    rss = int(lines[-1]) if lines and lines[-1].isdigit() else -1
+    return Run(rc, wall, rss, text[-4000:])
+
+
+def skewed(argv: List[str], skew: Optional[str]) -> List[str]:
+    return argv if skew is None else ["faketime", "-f", skew, *argv]
+
+
+def skew_env(skew: Optional[str]) -> Dict[str, str]:
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    if skew is not None:
+        # Python's time.monotonic() must stay real: libfaketime 0.9.10 otherwise breaks its sleeps.
+        env["FAKETIME_DONT_FAKE_MONOTONIC"] = "1"
+    return env
+
+
+def median(xs: List[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+def proc_cpu_s(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+
+def proc_status(pid: int, key: str) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return -1
+
+
+def tree_pids(pid: int) -> List[int]:
+    """``pid`` and its descendants (ddclient and inadyn may fork helpers)."""
+    out, todo = [], [pid]
+    while todo and len(out) < 64:
+        p = todo.pop()
+        out.append(p)
+        try:
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                todo.extend(int(x) for x in f.read().split())
+        except OSError:
+            pass
+    return out
+
+
+class Addresses:
+    """A fresh public-looking IPv4 address on every call (never sent anywhere but the fakes)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self) -> str:
+        self.n += 1
+        return f"93.184.{self.n // 250 % 250}.{self.n % 250 + 1}"
+
+
+# -- tool configurations --------------------------------------------------
+class Bench:
+    def __init__(self, args: argparse.Namespace):
+        import trustme
+
+        self.args = args
+        self.work = tempfile.mkdtemp(prefix="edgeddns-bench-")
+        self.edge = args.edge_bin
+        self.ddns = args.ddns_bin
+        self.addr = Addresses()
+        ca = trustme.CA()
+        self.ca_file = os.path.join(self.work, "ca.pem")
+        ca.cert_pem.write_to_path(self.ca_file)
+        # A realistic leaf: issued 30 days ago, valid 90 days (as public ACME CAs issue),
+        # so a clock 2 years ahead meets an expired certificate, as it would in the field.
+        now = datetime.datetime.now(datetime.timezone.utc)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ca.issue_cert("127.0.0.1", "localhost", not_before=now - datetime.timedelta(days=30),
+                      not_after=now + datetime.timedelta(days=60)).configure_cert(ctx)
+        self.dyn = FakeDyndns2(USER, PASSWORD, set(HOSTS.values())).start()  # plain: updates + checkip
+        self.dyn_tls = FakeDyndns2(USER, PASSWORD, set(HOSTS.values()), ssl_context=ctx).start()
+        self.ali = FakeAlidnsV3({ALI_ID: ALI_SECRET}, ["example.com"])
+        self.ali_srv = FakeServer(self.ali, ssl_context=ctx).start()
+        self.checkip = f"{self.dyn.url}/checkip"
+
+    def close(self) -> None:
+        for s in (self.dyn, self.dyn_tls):
+            s.stop()
+        self.ali_srv.stop()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    def path(self, *parts: str) -> str:
+        p = os.path.join(self.work, *parts)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        return p
+
+    def write(self, name: str, text: str) -> str:
+        p = self.path(name)
+        with open(p, "w") as f:
+            f.write(text)
+        os.chmod(p, 0o600)
+        return p
+
+    # inadyn --------------------------------------------------------------
+    def inadyn_conf(self, name: str, *, period: Optional[int], tls: bool = False) -> str:
+        srv = f"localhost:{self.dyn_tls.port}" if tls else f"127.0.0.1:{self.dyn.port}"
+        lines = [f"period = {period}"] if period else []
+        lines += ["verify-address = false"]  # the bench's addresses are fine; skip inadyn's own filter
+        if tls:
+            lines.append(f"ca-trust-file = {self.ca_file}")
+        lines += ["custom bench {", f"    username = {USER}", f"    password = {PASSWORD}",
+                  f"    ssl = {'true' if tls else 'false'}", f"    checkip-server = 127.0.0.1:{self.dyn.port}",
+                  "    checkip-path = /checkip", "    checkip-ssl = false", f"    ddns-server = {srv}",
+                  '    ddns-path = "/nic/update?hostname=%h&myip=%i"', f"    hostname = {HOSTS['inadyn']}", "}"]
+        return self.write(name, "\n".join(lines) + "\n")
+
+    def inadyn_once(self, conf: str, cache: str) -> List[str]:
+        return ["inadyn", "--once", "--foreground", "--no-pidfile", "-f", conf, "--cache-dir", cache, "-l", "notice"]
+
+    def inadyn_daemon(self, conf: str, cache: str) -> List[str]:
+        return ["inadyn", "--foreground", "--no-pidfile", "-f", conf, "--cache-dir", cache, "-l", "notice"]
+
+    # ddclient ------------------------------------------------------------
+    def ddclient_conf(self, name: str, *, oneshot: bool, tls: bool = False) -> str:
+        # ddclient wants a dotted host name or an address here ("localhost" is rejected), and with
+        # ssl=yes it fetches the checkip page over https too, so the TLS fake serves both.
+        srv = f"127.0.0.1:{self.dyn_tls.port}" if tls else f"127.0.0.1:{self.dyn.port}"
+        web = f"{self.dyn_tls.url}/checkip" if tls else self.checkip
+        lines = [f"ssl={'yes' if tls else 'no'}", "use=web", f"web={web}", "protocol=dyndns2",
+                 f"server={srv}", f"login={USER}", f"password={PASSWORD}"]
+        if tls:
+            lines.append(f"ssl_ca_file={self.ca_file}")
+        if oneshot:
+            # Back-to-back one-shot runs would otherwise be refused by the 30 s default min-interval.
+            lines.append("min-interval=0")
+        lines.append(HOSTS["ddclient"])
+        return self.write(name, "\n".join(lines) + "\n")
+
+    def ddclient_argv(self, conf: str, cache: str, daemon: int) -> List[str]:
+        return ["ddclient", "-foreground", f"-daemon={daemon}", "-file", conf, "-cache", cache,
+                "-pid", cache + ".pid"]
+
+    # NewFuture/DDNS ----------------------------------------------------------
+    def ddns_argv(self, cache: Optional[str]) -> List[str]:
+        return [self.ddns, "--dns", "alidns", "--id", ALI_ID, "--token", ALI_SECRET,
+                "--endpoint", self.ali_srv.url.rstrip("/"), "--ssl", self.ca_file,
+                "--index4", f"url:{self.checkip}", "--index6", "false", "--ipv4", HOSTS["ddns"],
+                *(["--cache", cache] if cache else ["--no-cache"]), "--log_level", "WARNING"]
+
+    # edgeddns ------------------------------------------------------------
+    def edge_conf(self, name: str, provider: str, state: str, *, tls: bool = False) -> str:
+        if provider == "dyndns2":
+            url = f"{self.dyn_tls.url if tls else self.dyn.url}/nic/update"
+            prov = (f'type = "dyndns2"\nendpoint = "{url}"\nusername = "{USER}"\npassword = "{PASSWORD}"\n'
+                    + (f'ca_file = "{self.ca_file}"\n' if tls else ""))
+        else:
+            prov = (f'type = "alidns"\naccess_key_id = "{ALI_ID}"\naccess_key_secret = "{ALI_SECRET}"\n'
+                    f'endpoint = "{self.ali_srv.url}"\nca_file = "{self.ca_file}"\n')
+        return self.write(name, f"""[agent]
+node_id = "bench"
+state_dir = "{state}"
+
+[ip]
+ipv4 = ["url:{self.checkip}"]
+
+[providers.p]
+{prov}timeout = 5
+
+[[records]]
+name = "{HOSTS['edgeddns']}"
+type = "A"
+provider = "p"
+""")
+
+    def edge_update(self, conf: str, *extra: str) -> List[str]:
+        return [self.edge, "update", "-c", conf, *extra]
+
+
+# -- phases ---------------------------------------------------------------
+def published(b: Bench, tool: str) -> Optional[str]:
+    if tool == "ddns" or tool.startswith("edgeddns-alidns"):
+        recs = b.ali.find(HOSTS["edgeddns" if tool.startswith("edgeddns") else "ddns"], "A")
+        return recs[0]["Value"] if recs else None
+    host = HOSTS["edgeddns" if tool.startswith("edgeddns") else tool]
+    return b.dyn.records.get(host) or b.dyn_tls.records.get(host)
+
+
+def oneshot_phase(b: Bench, rep: Report) -> None:
+    n = b.args.runs
+    tools: Dict[str, Callable[[], List[str]]] = {}
+    inadyn_conf = b.inadyn_conf("inadyn-once.conf", period=None)
+    tools["inadyn"] = lambda: b.inadyn_once(inadyn_conf, b.path("inadyn-cache", ""))
+    dd_conf = b.ddclient_conf("ddclient-once.conf", oneshot=True)
+    tools["ddclient"] = lambda: b.ddclient_argv(dd_conf, b.path("ddclient.cache"), 0)
+    edge_dyn = b.edge_conf("edge-dyn.toml", "dyndns2", b.path("edge-dyn-state", ""))
+    tools["edgeddns-dyndns2"] = lambda: b.edge_update(edge_dyn)
+    tools["ddns"] = lambda: b.ddns_argv(b.path("ddns.cache"))
+    edge_ali = b.edge_conf("edge-ali.toml", "alidns", b.path("edge-ali-state", ""))
+    tools["edgeddns-alidns"] = lambda: b.edge_update(edge_ali)
+    rep.commands.update({k: " ".join(f()) for k, f in tools.items()})
+    for tool, argv in tools.items():
+        runs, ok = [], 0
+        for i in range(n + 1):  # the first run creates the record and warms the page cache
+            addr = b.addr()
+            b.dyn.set_wan(addr)
+            r = measure(argv(), skew_env(None))
+            changed = r.rc == 0 and published(b, tool) == addr
+            if i == 0:
+                if not changed:
+                    rep.notes.append(f"{tool}: first one-shot run failed: rc={r.rc} {r.output[-600:]}")
+                continue
+            ok += changed
+            runs.append(r)
+        rep.oneshot[tool] = {"runs": len(runs), "changed": ok, "wall_ms": median([r.wall_ms for r in runs]),
+                             "rss_kb": median([r.rss_kb for r in runs]),
+                             "wall_ms_all": [round(r.wall_ms, 1) for r in runs]}
+        print(f"one-shot {tool}: {rep.oneshot[tool]['wall_ms']:.1f} ms, {rep.oneshot[tool]['rss_kb']} kB, "
+              f"{ok}/{len(runs)} changed", flush=True)
+
+    # edgeddns: the check that finds nothing changed (no provider call at all).
+    for tool, conf in (("edgeddns-dyndns2", edge_dyn), ("edgeddns-alidns", edge_ali)):
+        runs = [measure(b.edge_update(conf), skew_env(None)) for _ in range(n)]
+        key = f"{tool} (nothing changed)"
+        rep.oneshot[key] = {"runs": n, "changed": 0, "ok": sum(r.rc == 0 for r in runs),
+                            "wall_ms": median([r.wall_ms for r in runs]),
+                            "rss_kb": median([r.rss_kb for r in runs])}
+        rep.commands[key] = " ".join(b.edge_update(conf))
+        print(f"one-shot {key}: {rep.oneshot[key]['wall_ms']:.1f} ms", flush=True)
+    py = os.path.join(os.path.dirname(b.edge), "python")
+    for label, argv in (("python (bare interpreter)", [py, "-c", "pass"]),
+                        ("python -c 'import requests'", [py, "-c", "import requests"])):
+        runs = [measure(argv) for _ in range(n)]
+        rep.oneshot[label] = {"runs": n, "wall_ms": median([r.wall_ms for r in runs]),
+                              "rss_kb": median([r.rss_kb for r in runs])}
+        rep.commands[label] = " ".join(argv)
+    probe = measure([py, "-c", "import edgeddns.control"])
+    if probe.rc == 0:
+        # Without an agent listening, this is the cost of the hotplug path up to "nobody answered".
+        argv = [b.edge, "trigger", "-c", edge_dyn, "--iface", "wan", "--action", "ifup", "--timeout", "0.2"]
+        runs = [measure(argv) for _ in range(n)]
+        rep.oneshot["edgeddns trigger (no agent)"] = {"runs": n, "wall_ms": median([r.wall_ms for r in runs]),
+                                                      "rss_kb": median([r.rss_kb for r in runs]),
+                                                      "rc": [r.rc for r in runs][:3]}
+        rep.commands["edgeddns trigger (no agent)"] = " ".join(argv)
+    else:
+        rep.notes.append("edgeddns trigger: not in this build (edgeddns.control missing); not measured here")
+
+
+def calls_phase(b: Bench, rep: Report) -> None:
+    """Provider calls of one check when nothing changed, and when only the local cache is lost."""
+    def dyn_calls() -> int:
+        return b.dyn.count("good", "nochg", "badauth", "nohost", "notfqdn", "other")
+
+    inadyn_conf = b.inadyn_conf("inadyn-once.conf", period=None)
+    dd_conf = b.ddclient_conf("ddclient-once.conf", oneshot=True)
+    edge_dyn = b.edge_conf("edge-dyn.toml", "dyndns2", b.path("edge-dyn-state", ""))
+    edge_ali = b.edge_conf("edge-ali.toml", "alidns", b.path("edge-ali-state", ""))
+    cases = {
+        "inadyn": (lambda: b.inadyn_once(inadyn_conf, b.path("inadyn-cache", "")), [b.path("inadyn-cache")], "dyn"),
+        "ddclient": (lambda: b.ddclient_argv(dd_conf, b.path("ddclient.cache"), 0), [b.path("ddclient.cache")], "dyn"),
+        "edgeddns-dyndns2": (lambda: b.edge_update(edge_dyn), [b.path("edge-dyn-state")], "dyn"),
+        "ddns": (lambda: b.ddns_argv(b.path("ddns.cache")), [b.path("ddns.cache")], "ali"),
+        "edgeddns-alidns": (lambda: b.edge_update(edge_ali), [b.path("edge-ali-state")], "ali"),
+    }
+    addr = b.addr()
+    b.dyn.set_wan(addr)
+    for tool, (argv, caches, kind) in cases.items():
+        out = {}
+        measure(argv(), skew_env(None))  # publish addr
+        for case in ("nothing changed", "record already right, local cache lost"):
+            if case.startswith("record"):
+                for c in caches:
+                    if os.path.isdir(c):
+                        shutil.rmtree(c, ignore_errors=True)
+                    elif os.path.exists(c):
+                        os.remove(c)
+            c0, w0, k0 = (dyn_calls(), b.dyn.count("good", "nochg"), b.dyn.count("checkip")) if kind == "dyn" else (
+                len(b.ali.calls), b.ali.writes, b.dyn.count("checkip"))
+            r = measure(argv(), skew_env(None))
+            c1, w1, k1 = (dyn_calls(), b.dyn.count("good", "nochg"), b.dyn.count("checkip")) if kind == "dyn" else (
+                len(b.ali.calls), b.ali.writes, b.dyn.count("checkip"))
+            out[case] = {"rc": r.rc, "provider_calls": c1 - c0, "writes": w1 - w0, "checkip": k1 - k0}
+        rep.calls[tool] = out
+        print(f"calls {tool}: {out}", flush=True)
+
+
+def clock_phase(b: Bench, rep: Report) -> None:
+    cases = {
+        "ddns (alidns, V3 signature)": lambda: b.ddns_argv(None),
+        "edgeddns (alidns, RPC signature)": lambda: b.edge_update(b.path("edge-ali.toml")),
+        "inadyn (dyndns2 over TLS)": lambda: b.inadyn_once(b.inadyn_conf("inadyn-tls.conf", period=None, tls=True),
+                                                           b.path("inadyn-tls-cache", "")),
+        "ddclient (dyndns2 over TLS)": lambda: b.ddclient_argv(b.ddclient_conf("ddclient-tls.conf", oneshot=True,
+                                                                               tls=True),
+                                                               b.path("ddclient-tls.cache"), 0),
+        "edgeddns (dyndns2 over TLS)": lambda: b.edge_update(
+            b.edge_conf("edge-dyn-tls.toml", "dyndns2", b.path("edge-dyn-tls-state", ""), tls=True)),
+    }
+    for tool, argv in cases.items():
+        out = {}
+        for label, skew in SKEWS.items():
+            addr = b.addr()
+            b.dyn.set_wan(addr)
+            b.dyn_tls.set_wan(addr)
+            r = measure(skewed(argv(), skew), skew_env(skew))
+            if "TLS" in tool:
+                got = b.dyn_tls.records.get(HOSTS[tool.split()[0]])
+            else:
+                got = published(b, "ddns" if tool.startswith("ddns") else "edgeddns-alidns")
+            ok = r.rc == 0 and got == addr
+            tail = " | ".join(x.strip() for x in r.output.strip().splitlines()[-3:])[-300:]
+            out[label] = {"ok": ok, "rc": r.rc, "why": "" if ok else tail}
+        rep.clock[tool] = out
+        rep.commands[f"clock: {tool}"] = "faketime -f {-3h|+2y} " + " ".join(argv())
+        print(f"clock {tool}: " + ", ".join(f"{k}={'ok' if v['ok'] else 'FAIL'}" for k, v in out.items()),
+              flush=True)
+
+
+def latency_phase(b: Bench, rep: Report) -> None:
+    """WAN change at a random moment to the update's arrival, daemons at their shortest poll interval."""
+    fakes = {"inadyn": FakeDyndns2(USER, PASSWORD, {HOSTS["inadyn"]}).start(),
+             "ddclient": FakeDyndns2(USER, PASSWORD, {HOSTS["ddclient"]}).start()}
+    conf_i = b.write("inadyn-lat.conf", open(b.inadyn_conf("tmp-i.conf", period=1)).read()
+                     .replace(str(b.dyn.port), str(fakes["inadyn"].port)))
+    conf_d = b.write("ddclient-lat.conf", open(b.ddclient_conf("tmp-d.conf", oneshot=False)).read()
+                     .replace(str(b.dyn.port), str(fakes["ddclient"].port)))
+    daemons = {"inadyn": (b.inadyn_daemon(conf_i, b.path("inadyn-lat-cache", "")), 1.0),
+               "ddclient": (b.ddclient_argv(conf_d, b.path("ddclient-lat.cache"), 60), 60.0)}
+
+    def sampler(tool: str) -> None:
+        fake = fakes[tool]
+        argv, period = daemons[tool]
+        rep.commands[f"daemon: {tool}"] = " ".join(argv)
+        fake.set_wan(b.addr())
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        rng = random.Random(7)
+        lat, lost = [], 0
+        try:
+            if fake.wait_for({"good"}, 0.0, period * 2 + 20) is None:
+                rep.notes.append(f"{tool} daemon: no first update")
+                return
+            cpu0, t0 = sum(proc_cpu_s(p) for p in tree_pids(proc.pid)), time.monotonic()
+            k0, u0 = fake.count("checkip"), fake.count("good", "nochg")
+            for _ in range(b.args.samples):
+                time.sleep(rng.uniform(0, period))
+                changed = fake.set_wan(b.addr())
+                ev = fake.wait_for({"good"}, changed, period * 2 + 20)
+                if ev is None:
+                    lost += 1
+                else:
+                    lat.append((ev.mono - changed) * 1000.0)
+            dt = time.monotonic() - t0
+            cpu = sum(proc_cpu_s(p) for p in tree_pids(proc.pid)) - cpu0
+            rep.latency[tool] = {
+                "period_s": period, "samples": len(lat), "lost": lost, "median_ms": median(lat),
+                "p90_ms": sorted(lat)[int(0.9 * (len(lat) - 1))] if lat else None,
+                "max_ms": max(lat) if lat else None, "all_ms": [round(x, 1) for x in lat],
+                "checkip_per_min": (fake.count("checkip") - k0) / dt * 60.0,
+                "updates": fake.count("good", "nochg") - u0,
+                "cpu_pct": cpu / dt * 100.0, "rss_kb": proc_status(proc.pid, "VmRSS"), "seconds": round(dt, 1)}
+            print(f"latency {tool}: {rep.latency[tool]['median_ms']:.0f} ms median over {len(lat)}", flush=True)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            fake.stop()
+
+    threads = [threading.Thread(target=sampler, args=(t,)) for t in daemons]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(b.args.samples * 200 + 300)
+
+
+def idle_phase(b: Bench, rep: Report) -> None:
+    """Resident memory and CPU of each daemon at its default interval, with nothing changing."""
+    fake = FakeDyndns2(USER, PASSWORD, set(HOSTS.values())).start()
+    fake.set_wan(b.addr())
+    conf_i = b.write("inadyn-idle.conf", open(b.inadyn_conf("tmp-i2.conf", period=None)).read()
+                     .replace(str(b.dyn.port), str(fake.port)))
+    conf_d = b.write("ddclient-idle.conf", open(b.ddclient_conf("tmp-d2.conf", oneshot=False)).read()
+                     .replace(str(b.dyn.port), str(fake.port)))
+    conf_e = b.write("edge-idle.toml", open(b.edge_conf("tmp-e.toml", "dyndns2", b.path("edge-idle-state", "")))
+                     .read().replace(str(b.dyn.port), str(fake.port)))
+    argvs = {"inadyn (default period)": b.inadyn_daemon(conf_i, b.path("inadyn-idle-cache", "")),
+             "ddclient (-daemon=300)": b.ddclient_argv(conf_d, b.path("ddclient-idle.cache"), 300),
+             "edgeddns run (dyndns2, events only)": [b.edge, "run", "-c", conf_e]}
+    procs = {k: subprocess.Popen(v, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for k, v in argvs.items()}
+    try:
+        time.sleep(5)  # start-up and the first update
+        cpu0 = {k: sum(proc_cpu_s(p) for p in tree_pids(pr.pid)) for k, pr in procs.items()}
+        t0 = time.monotonic()
+        time.sleep(b.args.idle)
+        dt = time.monotonic() - t0
+        for k, pr in procs.items():
+            if pr.poll() is not None:
+                rep.notes.append(f"idle: {k} exited with {pr.returncode}")
+                continue
+            pids = tree_pids(pr.pid)
+            rep.idle[k] = {"rss_kb": sum(proc_status(p, "VmRSS") for p in pids),
+                           "hwm_kb": max(proc_status(p, "VmHWM") for p in pids),
+                           "cpu_pct": (sum(proc_cpu_s(p) for p in pids) - cpu0[k]) / dt * 100.0,
+                           "seconds": round(dt, 1), "processes": len(pids)}
+            rep.commands[f"idle: {k}"] = " ".join(argvs[k])
+            print(f"idle {k}: {rep.idle[k]}", flush=True)
+        rep.idle["_fake_requests"] = dict(fake.counts)
+    finally:
+        for pr in procs.values():
+            pr.send_signal(signal.SIGTERM)
+        for pr in procs.values():
+            try:
+                pr.wait(10)
+            except subprocess.TimeoutExpired:
+                pr.kill()
+                pr.wait()
+        fake.stop()
+    # What the agent's imports alone cost, for "steady memory within 2 MB of its imports".
+    py = os.path.join(os.path.dirname(b.edge), "python")
+    code = ("import edgeddns.agent, edgeddns.engine, edgeddns.providers.dyndns2, edgeddns.http, requests, "
+            "edgeddns.netlink, edgeddns.echo")
+    r = measure([py, "-c", code])
+    rep.idle["_edgeddns_imports_rss_kb"] = {"rss_kb": r.rss_kb, "rc": r.rc, "command": f"{py} -c '{code}'"}
+
+
+def versions(b: Bench, rep: Report) -> None:
+    def first(argv: List[str]) -> str:
+        try:
+            p = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+        except OSError as e:
+            return f"unavailable ({e})"
+        return (p.stdout + p.stderr).strip().splitlines()[0] if (p.stdout + p.stderr).strip() else "?"
+
+    rep.versions = {
+        "inadyn": first(["inadyn", "--version"]),
+        "ddclient": first(["dpkg-query", "-W", "-f", "${Version}", "ddclient"]),
+        "NewFuture/DDNS": first([b.ddns, "--version"]),
+        "edgeddns": first([b.edge, "--version"]),
+        "faketime": first(["dpkg-query", "-W", "-f", "${Version}", "faketime"]),
+    }
+    model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    rep.machine = {"nproc": str(os.cpu_count()), "cpu": model, "kernel": platform.release(),
+                   "python": first([os.path.join(os.path.dirname(b.edge), "python"), "--version"]),
+                   "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description="edgeddns vs inadyn, ddclient, NewFuture/DDNS (127.0.0.1 only)")
+    ap.add_argument("--runs", type=int, default=10, help="measured one-shot runs per tool (median)")
+    ap.add_argument("--samples", type=int, default=10, help="WAN changes per daemon in the latency phase")
+    ap.add_argument("--idle", type=float, default=60.0, help="seconds of idle measurement")
+    ap.add_argument("--phases", default="oneshot,calls,clock,latency,idle")
+    ap.add_argument("--edge-bin", default=os.path.join(BENCH, ".venv-edge", "bin", "edgeddns"))
+    ap.add_argument("--ddns-bin", default=os.path.join(BENCH, ".venv-peers", "bin", "ddns"))
+    ap.add_argument("--out", default=os.path.join(BENCH, "results", "incumbents.json"))
+    args = ap.parse_args()
+    args.runs = max(1, min(args.runs, 200))
+    args.samples = max(1, min(args.samples, 100))
+    args.idle = max(5.0, min(args.idle, 3600.0))
+    for need in ("inadyn", "ddclient", "faketime", "/usr/bin/time", args.edge_bin, args.ddns_bin):
+        if not shutil.which(need):
+            print(f"incumbents.py: {need} not found; run bench/setup.sh first", file=sys.stderr)
+            return 2
+    enter_netns()
+    b = Bench(args)
+    rep = Report()
+    phases = args.phases.split(",")
+    try:
+        versions(b, rep)
+        for name, fn in (("oneshot", oneshot_phase), ("calls", calls_phase), ("clock", clock_phase),
+                         ("latency", latency_phase), ("idle", idle_phase)):
+            if name in phases:
+                fn(b, rep)
+    finally:
+        b.close()
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(asdict(rep), f, indent=1, default=str)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
