@@ -42,10 +42,18 @@ class Clock:
         """True when ``now()`` can be used to judge certificate validity as is."""
         return True
 
-    def ensure(self) -> None:
+    def ensure(self, probe: Optional[Callable[[], None]] = None) -> None:
         """Make ``now()`` usable for signing, measuring if needed.
 
-        Raises :class:`edgeddns.errors.ClockUnsyncedError` when it cannot.
+        ``probe`` is a cheap unsigned request to the provider, made only when no
+        other source could give the time: its response's ``Date`` header can.
+        Raises :class:`edgeddns.errors.ClockUnsyncedError` when nothing can.
+        """
+
+    def settle(self) -> None:
+        """Best effort, never raises: learn the time (NTP) if nothing is known yet.
+
+        TLS calls this before judging a certificate's validity period.
         """
 
     def observe_server_time(self, host: str, server_time: float, *, rtt: float = 0.0) -> None:
@@ -70,5 +78,9 @@ class SystemClock(Clock):
 
 
 def build_clock(config: ClockConfig, state_dir: Optional[str] = None) -> Clock:
-    """The clock the config asks for. ``mode = "system"`` never measures."""
-    return SystemClock()
+    """The clock the config asks for. ``mode = "system"`` never measures (nor imports the NTP code)."""
+    if config.mode == "system":
+        return SystemClock()
+    from edgeddns.timesync import CorrectedClock
+
+    return CorrectedClock(config, state_dir)

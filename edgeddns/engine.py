@@ -180,7 +180,7 @@ class Engine:
         # so every other provider's ``ensure(record, value)`` signature stays as it is.
         kwargs = {"previous": previous} if getattr(provider, "WANTS_PREVIOUS", False) else {}
         if getattr(provider, "SIGNED", False):
-            self.clock.ensure()
+            self.clock.ensure(probe=getattr(provider, "probe_time", None))
         skew_retried = False
         attempt = 0
         while True:

@@ -67,8 +67,15 @@ class HttpClient:
 
     def __init__(self, *, clock: Clock, ca_file: Optional[str] = None, timeout: float = 10.0,
                  monotonic=time.monotonic):
+        import warnings
+
         import requests
         from requests.adapters import HTTPAdapter
+        from urllib3.exceptions import SystemTimeWarning
+
+        # urllib3 warns when the system clock is before its build year; the
+        # clock and TLS modules handle a wrong clock, so the warning only misleads.
+        warnings.filterwarnings("ignore", category=SystemTimeWarning)
 
         from edgeddns import tls
 
@@ -142,6 +149,8 @@ def _reason(exc: BaseException) -> str:
         elif e.args and isinstance(e.args[0], str):
             text = e.args[0]
         nxt = getattr(e, "reason", None)
+        if not isinstance(nxt, BaseException) and e.args and isinstance(e.args[0], BaseException):
+            nxt = e.args[0]  # urllib3 wraps the ssl error as its first argument
         e = nxt if isinstance(nxt, BaseException) else (e.__cause__ or e.__context__)
     text = text or exc.__class__.__name__
     # urllib3 messages embed the request URL, which may carry signed query params.

@@ -15,6 +15,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from tests.fakes.alidns import FakeAlidns  # noqa: E402
+from tests.fakes.fixtures import signed  # noqa: E402,F401  (dnspod, huaweicloud, route53, alidns V3)
 from tests.fakes.server import FakeServer  # noqa: E402
 
 ALI_ID = "LTAI5tTestKeyId"
@@ -64,6 +65,9 @@ def write_config(tmp_path, body: str, name: str = "config.toml", mode: int = 0o6
 
 def alidns_config(tmp_path, fake, ca_file: str, *, ip: str = "static:8.8.8.8", extra: str = "",
                   records: Optional[str] = None) -> str:
+    if "[clock]" not in extra:
+        # The default clock would ask public NTP servers: tests stay on the loopback.
+        extra += '\n[clock]\nmode = "system"\nntp_servers = ["127.0.0.1:9"]\n'
     records = records if records is not None else """
         [[records]]
         name = "home.example.com"

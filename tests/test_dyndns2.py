@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import textwrap
+import time
 
 import pytest
 
@@ -279,3 +280,21 @@ def test_config_errors(tmp_path, body, key):
     """)
     p = run_cli("check-config", "-c", cfg)
     assert p.returncode == 2 and key in p.stderr, p.stderr
+
+
+def test_911_hold_never_grows_when_the_clock_went_back(tmp_path, dyn, ca_file):
+    dyn.answers = ["911"]
+    cfg = dyn_config(tmp_path, dyn, ca_file)
+    update(cfg)
+    path = os.path.join(str(tmp_path), "state", HOLD_FILE)
+    with open(path) as f:
+        data = json.load(f)
+    (h,) = data["holds"].values()
+    h["since"] += 10 * 365 * 86400  # written while the clock was ten years ahead
+    h["until"] += 10 * 365 * 86400
+    with open(path, "w") as f:
+        json.dump(data, f)
+    _, (r,) = update(cfg, "--force")
+    assert "held after '911'" in r["error"]["message"] and len(dyn.calls) == 1
+    (h,) = holds(tmp_path).values()
+    assert h["until"] - time.time() <= 30 * 60 + 5  # re-anchored to at most 30 minutes from now

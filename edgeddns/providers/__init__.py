@@ -14,6 +14,9 @@ from edgeddns.providers.base import Provider
 PROVIDERS: Dict[str, str] = {
     "hosts": "edgeddns.providers.hosts:HostsProvider",
     "alidns": "edgeddns.providers.alidns:AlidnsProvider",
+    "dnspod": "edgeddns.providers.dnspod:DnspodProvider",
+    "huaweicloud": "edgeddns.providers.huaweicloud:HuaweicloudProvider",
+    "route53": "edgeddns.providers.route53:Route53Provider",
     "cloudflare": "edgeddns.providers.cloudflare:CloudflareProvider",
     "dyndns2": "edgeddns.providers.dyndns2:Dyndns2Provider",
     "webhook": "edgeddns.providers.webhook:WebhookProvider",

@@ -85,6 +85,17 @@ class Provider:
     def update(self, record: RecordConfig, remote: RemoteRecord, value: str) -> RemoteRecord:
         raise NotImplementedError
 
+    def probe_time(self) -> None:
+        """One cheap unsigned request to the API endpoint, made only for its ``Date`` header.
+
+        The clock asks for it when NTP gave no time before a signed request;
+        the HTTP client hands the header to the clock. Any answer will do
+        (usually an error about missing parameters); transport errors propagate.
+        """
+        url = getattr(self, "endpoint", None) or self.config.endpoint
+        if url and url.startswith("https://"):
+            self.ctx.http.request("GET", url)
+
     def close(self) -> None:
         if self.ctx._http is not None:
             self.ctx._http.close()

@@ -259,6 +259,11 @@ class Dyndns2Provider(Provider):
         if answer is None or (isinstance(until, (int, float)) and now >= until):
             self.holds.drop(key)
             return
+        if isinstance(until, (int, float)) and until - now > WAIT_SECONDS:
+            # The clock went backwards (a box that booted at a wrong time and was corrected):
+            # never let a 30-minute pause grow, re-anchor it to now.
+            until = now + WAIT_SECONDS
+            self.holds.put(key, dict(h, until=round(until, 3)))
         since = h.get("since")
         when = _iso(since) if isinstance(since, (int, float)) else "earlier"
         if isinstance(until, (int, float)):

@@ -62,6 +62,7 @@ class FakeServer:
         self.clock = clock
         self.requests: List[Request] = []
         self.faults: List[Reply] = []  # served first, one per request
+        self.send_date = True  # False: answer without a Date header
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -69,6 +70,14 @@ class FakeServer:
 
             def log_message(self, *a):  # keep test output clean
                 pass
+
+            def send_response(self, code, message=None):
+                # One Date header, from the fake's own clock (the base class adds the host's).
+                self.log_request(code)
+                self.send_response_only(code, message)
+                self.send_header("Server", self.version_string())
+                if outer.send_date:
+                    self.send_header("Date", formatdate(outer.clock(), usegmt=True))
 
             def _serve(self):
                 length = int(self.headers.get("Content-Length") or 0)
@@ -89,8 +98,7 @@ class FakeServer:
                         pass
                     return
                 self.send_response(reply.status)
-                headers = {"Date": formatdate(outer.clock(), usegmt=True), **reply.headers}
-                for k, v in headers.items():
+                for k, v in reply.headers.items():
                     self.send_header(k, v)
                 self.send_header("Content-Length", str(len(reply.body)))
                 self.end_headers()

@@ -1,0 +1,311 @@
+"""Sync evidence, the corrected clock's decisions, the OpenWrt ntp hook, and the clock-aware TLS check."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from edgeddns.clock import SystemClock, build_clock
+from edgeddns.config import ClockConfig
+from edgeddns.errors import ClockUnsyncedError
+from edgeddns.sntp import Measurement, Sample
+from edgeddns.timesync import CorrectedClock, SyncProbe, read_adjtimex
+from tests.clockfix import chronyd, dated_context  # noqa: F401
+from tests.conftest import ROOT
+
+HOOK = os.path.join(ROOT, "openwrt", "files", "etc", "hotplug.d", "ntp", "25-edgeddns")
+
+
+class Ticker:
+    """Injectable wall and monotonic clocks; ``step`` moves only the wall clock."""
+
+    def __init__(self, wall: float = 1_800_000_000.0, mono: float = 1000.0):
+        self.w, self.m = wall, mono
+
+    def wall(self) -> float:
+        return self.w
+
+    def mono(self) -> float:
+        return self.m
+
+    def advance(self, dt: float) -> None:
+        self.w += dt
+        self.m += dt
+
+
+class FakeSntp:
+    def __init__(self, t: Ticker, offset=None, error="no server answered"):
+        self.t, self.offset, self.error, self.calls = t, offset, error, 0
+
+    def measure(self, servers):
+        self.calls += 1
+        if self.offset is None:
+            return Measurement(error=self.error)
+        s = Sample("ntp.test", true_at=self.t.w + self.offset, mono=self.t.m, delay=0.01, stratum=2, leap=0,
+                   root_delay=0, root_dispersion=0)
+        return Measurement(chosen=s)
+
+
+def unsynced(tmp_path) -> SyncProbe:
+    return SyncProbe(str(tmp_path), timesyncd_flag=str(tmp_path / "none"), dnsmasq_marker=str(tmp_path / "none"),
+                     adjtimex=lambda: (5, 0x40, 16_000_000))
+
+
+def make(tmp_path, t: Ticker, *, mode="auto", ntp_offset=None, probe=None, max_age=3600.0):
+    sntp = FakeSntp(t, ntp_offset)
+    c = CorrectedClock(ClockConfig(mode=mode, max_age=max_age), str(tmp_path), sntp=sntp,
+                       probe=probe or unsynced(tmp_path), wall=t.wall, monotonic=t.mono)
+    return c, sntp
+
+
+def test_build_clock_by_mode(tmp_path):
+    import sys
+
+    assert isinstance(build_clock(ClockConfig(mode="system")), SystemClock)
+    assert isinstance(build_clock(ClockConfig(mode="auto"), str(tmp_path)), CorrectedClock)
+    assert "edgeddns.timesync" in sys.modules  # imported lazily, only for auto/ntp
+
+
+def test_system_mode_does_not_import_ntp_code():
+    code = ("import sys; from edgeddns.clock import build_clock; from edgeddns.config import ClockConfig; "
+            "build_clock(ClockConfig(mode='system')); print('edgeddns.timesync' in sys.modules, "
+            "'edgeddns.sntp' in sys.modules)")
+    out = subprocess.run([os.sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT).stdout
+    assert out.strip() == "False False"
+
+
+def test_evidence_sources(tmp_path):
+    flag = tmp_path / "synchronized"
+    p = SyncProbe(str(tmp_path), timesyncd_flag=str(flag), dnsmasq_marker=str(tmp_path / "none"),
+                  adjtimex=lambda: (5, 0x40, 16_000_000))
+    ev = p.check()
+    assert not ev.synced and any("16.000 s" in line for line in ev.lines)
+    flag.write_text("")
+    assert p.check().synced
+    flag.unlink()
+    # chrony/timesyncd keep maxerror small even with STA_UNSYNC set: that is proof.
+    p.adjtimex = lambda: (5, 0x40, 120_000)
+    ev = p.check()
+    assert ev.synced and any("STA_UNSYNC set (not proof" in line for line in ev.lines)
+
+
+def test_real_adjtimex_is_readable():
+    tx = read_adjtimex()
+    assert tx is None or (len(tx) == 3 and tx[2] >= 0)
+
+
+def test_auto_trusts_proven_system_clock_without_measuring(tmp_path):
+    t = Ticker()
+    flag = tmp_path / "synced"
+    flag.write_text("")
+    probe = unsynced(tmp_path)
+    probe.timesyncd_flag = str(flag)
+    c, sntp = make(tmp_path, t, probe=probe, ntp_offset=50.0)
+    c.ensure()
+    assert sntp.calls == 0 and c.info().source == "system" and c.now() == t.w
+
+
+def test_ntp_mode_measures_even_when_synced(tmp_path):
+    t = Ticker()
+    flag = tmp_path / "synced"
+    flag.write_text("")
+    probe = unsynced(tmp_path)
+    probe.timesyncd_flag = str(flag)
+    c, sntp = make(tmp_path, t, mode="ntp", probe=probe, ntp_offset=2.0)
+    c.ensure()
+    assert sntp.calls == 1 and c.info().source == "ntp:ntp.test" and c.now() == pytest.approx(t.w + 2.0)
+
+
+def test_corrected_time_survives_a_wall_clock_step(tmp_path):
+    t = Ticker()
+    c, _ = make(tmp_path, t, ntp_offset=-3 * 3600.0)
+    c.ensure()
+    true = t.w - 3 * 3600.0
+    t.w += 5 * 3600.0  # another daemon steps the system clock; monotonic time does not move
+    assert c.now() == pytest.approx(true)
+    t.advance(10.0)
+    assert c.now() == pytest.approx(true + 10.0)
+    assert c.info().offset == pytest.approx(-8 * 3600.0)
+
+
+def test_remeasured_after_max_age_and_ntp_retry_is_bounded(tmp_path):
+    t = Ticker()
+    c, sntp = make(tmp_path, t, ntp_offset=1.0, max_age=100.0)
+    c.ensure()
+    c.ensure()
+    assert sntp.calls == 1
+    t.advance(101.0)
+    c.ensure()
+    assert sntp.calls == 2
+
+
+def test_date_fallback_through_probe_and_unsynced_without(tmp_path):
+    t = Ticker()
+    c, _ = make(tmp_path, t)
+    with pytest.raises(ClockUnsyncedError, match="NTP gave no time") as e:
+        c.ensure()
+    assert e.value.code == "clock_unsynced"
+    # The probe's response carries a Date 3 hours ahead.
+    c.ensure(probe=lambda: c.observe_server_time("api.test", t.w + 3 * 3600.0, rtt=0.05))
+    assert c.info().source == "http-date:api.test"
+    assert c.now() == pytest.approx(t.w + 3 * 3600.0 + 0.5)
+    with pytest.raises(ClockUnsyncedError, match="no Date header"):
+        make(tmp_path, t)[0].ensure(probe=lambda: None)
+
+
+def test_on_skew_takes_that_responses_date(tmp_path):
+    t = Ticker()
+    c, _ = make(tmp_path, t, ntp_offset=0.0)
+    c.ensure()
+    assert c.info().source == "ntp:ntp.test"
+    server = t.w + 1800.0
+    c.observe_server_time("api.test", server, rtt=0.01)  # beyond the tolerance: the provider wins
+    assert c.info().source == "http-date:api.test"
+    t.advance(2.0)
+    assert c.on_skew("api.test", server) is True
+    assert c.now() == pytest.approx(server + 0.5 + 2.0)  # anchored when the response arrived
+
+
+def test_date_contradicting_a_proven_system_clock_wins(tmp_path):
+    t = Ticker()
+    flag = tmp_path / "synced"
+    flag.write_text("")
+    probe = unsynced(tmp_path)
+    probe.timesyncd_flag = str(flag)
+    c, _ = make(tmp_path, t, probe=probe)
+    c.ensure()
+    c.observe_server_time("api.test", t.w + 10.0)  # within tolerance: still the system clock
+    assert c.info().source == "system"
+    c.observe_server_time("api.test", t.w - 7200.0)
+    assert c.info().source == "http-date:api.test"
+    c.ensure()  # the marker still exists, but has been contradicted
+    assert c.info().source == "http-date:api.test"
+
+
+def test_on_skew_without_date_remeasures_ntp(tmp_path):
+    t = Ticker()
+    c, sntp = make(tmp_path, t, ntp_offset=0.0)
+    c.ensure()
+    sntp.offset = 900.0
+    assert c.on_skew("api.test", None) is True and sntp.calls == 2
+    assert c.now() == pytest.approx(t.w + 900.0)
+    assert c.on_skew("api.test", None) is False  # nothing new learnt: do not retry
+
+
+def test_against_real_chronyd(tmp_path, chronyd):  # noqa: F811
+    c = CorrectedClock(ClockConfig(mode="ntp", ntp_servers=[chronyd]), str(tmp_path))
+    c.ensure()
+    assert c.info().source == f"ntp:{chronyd}" and abs(c.info().offset) < 0.5
+
+
+# ---------------------------------------------------------------- the OpenWrt hook, run by busybox ash
+
+def run_hook(tmp_path, env):
+    ash = shutil.which("busybox")
+    if ash is None:
+        pytest.skip("busybox is not installed")
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    log = tmp_path / "trigger.log"
+    fake = bindir / "edgeddns"
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {log}\nexit 3\n')  # the agent may be absent: failure is fine
+    fake.chmod(0o755)
+    boot = tmp_path / "boot_id"
+    boot.write_text("boot-1\n")
+    e = {"PATH": f"{bindir}:/usr/bin:/bin", "EDGEDDNS_STATE_DIR": str(tmp_path / "state"),
+         "EDGEDDNS_BOOT_ID_FILE": str(boot), **env}
+    p = subprocess.run([ash, "ash", HOOK], env=e, capture_output=True, text=True, timeout=10)
+    return p, log
+
+
+def marker_probe(tmp_path, boot="boot-1"):
+    (tmp_path / "boot_id_now").write_text(boot + "\n")
+    return SyncProbe(str(tmp_path / "state"), timesyncd_flag=str(tmp_path / "none"),
+                     dnsmasq_marker=str(tmp_path / "none"), boot_id_file=str(tmp_path / "boot_id_now"),
+                     adjtimex=lambda: None)
+
+
+def test_hook_is_shellcheck_clean():
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed")
+    p = subprocess.run(["shellcheck", "-s", "sh", HOOK], capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout
+
+
+def test_hook_marks_sync_unsync_and_ignores_old_boots(tmp_path):
+    p, _ = run_hook(tmp_path, {"ACTION": "stratum", "stratum": "3", "offset": "0.002", "poll_interval": "64"})
+    assert p.returncode == 0, p.stderr
+    text = (tmp_path / "state" / "ntpd.sync").read_text()
+    assert "sync=1" in text and "stratum=3" in text and "boot_id=boot-1" in text
+    ev = marker_probe(tmp_path).check()
+    assert ev.synced and any("stratum 3" in line for line in ev.lines)
+    assert not marker_probe(tmp_path, boot="boot-2").check().synced  # a marker from before a reboot
+
+    run_hook(tmp_path, {"ACTION": "unsync"})
+    assert not marker_probe(tmp_path).check().synced
+    run_hook(tmp_path, {"ACTION": "stratum", "stratum": "16"})
+    assert not marker_probe(tmp_path).check().synced
+
+
+def test_hook_tells_the_agent_on_step_and_survives_its_absence(tmp_path):
+    p, log = run_hook(tmp_path, {"ACTION": "step", "stratum": "2", "offset": "-10800.1"})
+    assert p.returncode == 0
+    deadline = time.monotonic() + 5
+    while not log.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert log.read_text().strip() == "trigger --action ntp-step"
+    assert marker_probe(tmp_path).check().synced
+    # No edgeddns binary at all: the hook still succeeds.
+    os.unlink(tmp_path / "bin" / "edgeddns")
+    p, _ = run_hook(tmp_path, {"ACTION": "step", "stratum": "2"})
+    assert p.returncode == 0
+
+
+# ---------------------------------------------------------------- TLS judged by the corrected clock
+
+def test_connection_accepted_before_the_time_was_known_is_checked_again(tmp_path, ca, ca_file):
+    """The first request (clock unknown) passes the release-date floor; once its Date sets the
+    clock, the kept-alive connection is judged at the corrected time before it is used again."""
+    from edgeddns.errors import TlsError
+    from edgeddns.http import HttpClient
+    from tests.fakes.server import FakeServer, Reply
+
+    srv = FakeServer(lambda req: Reply.text(200, "ok"),
+                     ssl_context=dated_context(ca, days_before=100, days_after=-10)).start()
+    try:
+        clock = CorrectedClock(ClockConfig(mode="auto", ntp_servers=["127.0.0.1:9"], timeout=0.3), str(tmp_path),
+                               probe=unsynced(tmp_path))
+        http = HttpClient(clock=clock, ca_file=ca_file, timeout=3)
+        http.context.floor = time.time() - 30 * 86400  # pretend this release is older than the expiry
+        assert http.request("GET", srv.url).status == 200  # judged by the floor only
+        assert clock.info().source == "http-date:127.0.0.1"
+        with pytest.raises(TlsError, match="expired at the corrected time"):
+            http.request("GET", srv.url)
+        assert len(srv.requests) == 1
+        http.close()
+    finally:
+        srv.stop()
+
+
+def test_validity_problem_rules():
+    from edgeddns.tls import validity_problem
+
+    def info(nb, na):
+        fmt = "%b %d %H:%M:%S %Y GMT"
+        return {"notBefore": time.strftime(fmt, time.gmtime(nb)), "notAfter": time.strftime(fmt, time.gmtime(na)),
+                "subject": ((("commonName", "x"),),)}
+
+    now = 1_800_000_000
+    leaf = info(now - 86400, now + 86400)
+    assert validity_problem([leaf], now, floor=0) is None
+    assert "not yet valid" in validity_problem([leaf], now - 2 * 86400, floor=0)[1]
+    assert "has expired" in validity_problem([leaf], now + 2 * 86400, floor=0)[1]
+    assert "chain certificate 1" in validity_problem([leaf, info(now - 10, now - 5000)], now, floor=0)[1]
+    # No time known: only the release floor applies, in both directions of skew.
+    assert validity_problem([leaf], None, floor=now) is None
+    assert "before this edgeddns release" in validity_problem([leaf], None, floor=now + 2 * 86400)[1]
+    assert validity_problem([], now, floor=0)
