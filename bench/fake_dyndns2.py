@@ -103,6 +103,9 @@ class FakeDyndns2:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes; with Nagle on, a keep-alive client's second
+            # request waits for a delayed ACK (~40 ms). Real servers set TCP_NODELAY, so do we.
+            disable_nagle_algorithm = True
 
             def log_message(self, *a):
                 pass
