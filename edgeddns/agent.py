@@ -47,6 +47,7 @@ class Event:
     addresses: Dict[int, str] = field(default_factory=dict)  # family -> address (already vetted)
     iface: Optional[str] = None
     done: Optional[Callable[[List[Result]], None]] = None  # called on the worker thread
+    settle: bool = True  # False for an explicit "update now": no burst to wait for
 
 
 class Publisher(Protocol):
@@ -203,7 +204,7 @@ class Agent:
                 deadline = min(self._timers.values(), default=None)
                 self._cond.wait(None if deadline is None else max(0.0, deadline - now))
             # Let the rest of a burst arrive, then take all of it.
-            if self.settle > 0:
+            if self.settle > 0 and any(e.settle for e in self._pending):
                 self._cond.wait(self.settle)
             batch, self._pending = self._pending, []
             self._busy = True
@@ -238,9 +239,12 @@ class Agent:
         req = UpdateRequest(records=None if names is None else sorted(names), force=any(e.force for e in batch),
                             trigger=lead.trigger, id=lead.id, addresses=addresses)
         results = self.engine.run(req)
+        ids = [e.id for e in batch if e.id is not None]
         if len(batch) > 1:
             for r in results:
                 r.extra["coalesced"] = len(batch)
+                if len(ids) > 1:  # every merged command can find its result
+                    r.extra["ids"] = ids
         for r in results:
             self.records[f"{r.record}/{r.type}"] = {
                 "record": r.record, "type": r.type, "provider": r.provider, "ip": r.ip, "status": r.status,

@@ -131,7 +131,9 @@ def cmd_update(args: argparse.Namespace) -> int:
     clock = build_clock(cfg.clock, cfg.agent.state_dir)
     engine = Engine(cfg, clock, state)
     try:
-        results = engine.run(UpdateRequest(records=names, force=args.force, dry_run=args.dry_run))
+        # ``trigger --fallback-update`` runs this on the agent's behalf and says so in the results.
+        results = engine.run(UpdateRequest(records=names, force=args.force, dry_run=args.dry_run,
+                                           trigger=getattr(args, "trigger", "cli")))
     finally:
         engine.close()
     secrets = [s.reveal() for s in cfg.secrets]

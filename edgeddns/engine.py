@@ -9,7 +9,6 @@ gets one resync-and-retry through the clock.
 
 from __future__ import annotations
 
-import random
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
@@ -24,6 +23,8 @@ from edgeddns.errors import (
 from edgeddns.result import FAILED, SKIPPED, UNCHANGED, UPDATED, Result
 
 if TYPE_CHECKING:
+    import random
+
     from edgeddns.clock import Clock
     from edgeddns.config import Config, ProviderConfig, RecordConfig
     from edgeddns.http import HttpClient
@@ -49,7 +50,7 @@ class RetryPolicy:
     cap: float = 8.0
     max_retry_after: float = 30.0
 
-    def delay(self, attempt: int, rng: random.Random, retry_after: Optional[float]) -> float:
+    def delay(self, attempt: int, rng: "random.Random", retry_after: Optional[float]) -> float:
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.max_retry_after)
         # "Full jitter": spreads a fleet's retries instead of synchronising them.
@@ -71,7 +72,7 @@ class Engine:
                  http_factory: Optional[Callable[[ProviderConfig], HttpClient]] = None,
                  monotonic: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep,
-                 rng: Optional[random.Random] = None,
+                 rng: Optional["random.Random"] = None,
                  retry: Optional[RetryPolicy] = None):
         from edgeddns.ipsource import Detector
 
@@ -82,7 +83,7 @@ class Engine:
         self.http_factory = http_factory or default_http_factory(clock)
         self.monotonic = monotonic
         self.sleep = sleep
-        self.rng = rng or random.Random()
+        self._rng = rng
         self.retry = retry or RetryPolicy()
         self._providers: Dict[str, Provider] = {}
 
@@ -199,6 +200,15 @@ class Engine:
                 if not e.retryable or attempt >= self.retry.attempts:
                     raise
                 self.sleep(self.retry.delay(attempt - 1, self.rng, e.retry_after))
+
+    @property
+    def rng(self) -> "random.Random":
+        # Made on first retry: importing random costs every no-change check otherwise.
+        if self._rng is None:
+            import random
+
+            self._rng = random.Random()
+        return self._rng
 
     def _save(self, rec: RecordConfig, address: str, res: Result) -> None:
         self.state.put(rec.key, {"ip": address, "provider": rec.provider, "ok": True,

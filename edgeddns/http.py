@@ -45,6 +45,16 @@ class HttpResponse:
             raise ProviderError(f"HTTP {self.status} from {urlsplit(self.url).hostname}: "
                                 f"malformed JSON: {snippet!r}") from None
 
+    def retry_after(self) -> Optional[float]:
+        """``Retry-After`` in seconds (the delta form; the date form is treated as absent)."""
+        v = self.headers.get("Retry-After")
+        if v is None:
+            return None
+        try:
+            return max(0.0, float(v))
+        except ValueError:
+            return None
+
     def server_time(self) -> Optional[float]:
         """The ``Date`` header as epoch seconds, if present and sane."""
         return parse_http_date(self.headers.get("Date"))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import socket
-import statistics
 import struct
 import threading
 import time
@@ -256,8 +255,15 @@ def choose(samples: Sequence[Optional[Sample]]) -> Tuple[Optional[Sample], Optio
     good = [s for s in samples if s is not None]
     if not good:
         return None, None
-    med = statistics.median(s.base for s in good)
+    med = _median([s.base for s in good])
     agree = [s for s in good if abs(s.base - med) <= AGREE + s.delay / 2]
     if len(good) >= 2 and 2 * len(agree) <= len(good):
         return None, f"servers disagree ({len(agree)} of {len(good)} agree with the median)"
     return min(agree, key=lambda s: (s.delay, s.stratum)), None
+
+
+def _median(values: List[float]) -> float:
+    # statistics.median would import decimal and fractions for one line of arithmetic.
+    v = sorted(values)
+    mid = len(v) // 2
+    return v[mid] if len(v) % 2 else (v[mid - 1] + v[mid]) / 2

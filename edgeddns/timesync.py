@@ -11,8 +11,6 @@ system clock. Nothing here ever changes the system clock.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import json
 import os
 import sys
@@ -46,15 +44,6 @@ NTP_RETRY = 300.0
 
 # ---------------------------------------------------------------- sync evidence
 
-class _Timex(ctypes.Structure):
-    # Only the leading fields are named: their offsets are the same on every
-    # Linux ABI (32/64-bit, glibc/musl). The tail (which grows with a 64-bit
-    # time_t on 32-bit systems) is covered by generous padding.
-    _fields_ = [("modes", ctypes.c_uint), ("offset", ctypes.c_long), ("freq", ctypes.c_long),
-                ("maxerror", ctypes.c_long), ("esterror", ctypes.c_long), ("status", ctypes.c_int),
-                ("_rest", ctypes.c_char * 512)]
-
-
 STA_UNSYNC = 0x0040
 
 
@@ -62,8 +51,21 @@ def read_adjtimex() -> Optional[Tuple[int, int, int]]:
     """(state, status, maxerror in µs) from a read-only ``adjtimex(2)``, or None where unavailable."""
     if not sys.platform.startswith("linux"):
         return None
+    # Imported here: ctypes costs the no-change path a few ms it never needs.
+    import ctypes
+
+    class _Timex(ctypes.Structure):
+        # Only the leading fields are named: their offsets are the same on every
+        # Linux ABI (32/64-bit, glibc/musl). The tail (which grows with a 64-bit
+        # time_t on 32-bit systems) is covered by generous padding.
+        _fields_ = [("modes", ctypes.c_uint), ("offset", ctypes.c_long), ("freq", ctypes.c_long),
+                    ("maxerror", ctypes.c_long), ("esterror", ctypes.c_long), ("status", ctypes.c_int),
+                    ("_rest", ctypes.c_char * 512)]
+
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        # CDLL(None) is the process's own symbol table, libc included; find_library
+        # would spawn ldconfig or a compiler to find the same thing.
+        libc = ctypes.CDLL(None, use_errno=True)
         tx = _Timex()
         tx.modes = 0  # read only: no privilege needed, nothing changes
         state = libc.adjtimex(ctypes.byref(tx))

@@ -118,7 +118,8 @@ def test_relative_paths_resolve_against_config_dir(tmp_path):
 
 
 def test_defaults(tmp_path):
-    cfg = load_text(tmp_path, BASE.replace('node_id = "n1"\n', ""))
+    (tmp_path / "raw.toml").write_text(BASE.replace('node_id = "n1"\n', ""))  # not write_config: no [clock]
+    cfg = load(str(tmp_path / "raw.toml"), environ={"EDGE_TEST_SECRET": "xyz1"})
     assert cfg.agent.node_id and cfg.clock.mode == "auto" and cfg.mqtt is None
     assert cfg.records[0].type == "A" and cfg.records[0].family == 4
 

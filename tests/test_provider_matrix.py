@@ -23,6 +23,9 @@ def _config(tmp_path, provider_toml: str, records: str, ipv4: str) -> str:
 node_id = "matrix"
 state_dir = "{tmp_path}/state"
 
+[clock]
+mode = "system"  # never ask the public NTP servers from a test
+
 [ip]
 ipv4 = ["static:{ipv4}"]
 ipv6 = ["static:{V6}"]

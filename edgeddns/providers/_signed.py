@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Iterable, Mapping, Optional
 from urllib.parse import quote, urlsplit
 
 if TYPE_CHECKING:
-    from edgeddns.http import HttpResponse
+    pass
 
 
 def sha256_hex(data: bytes) -> str:
@@ -45,16 +45,6 @@ def host_header(url: str) -> str:
     if parts.port and parts.port != default:
         host = f"{host}:{parts.port}"
     return host
-
-
-def retry_after(resp: HttpResponse) -> Optional[float]:
-    v = resp.headers.get("Retry-After")
-    if v is None:
-        return None
-    try:
-        return max(0.0, float(v))
-    except ValueError:
-        return None
 
 
 def longest_zone(name: str, zones: Iterable[str]) -> Optional[str]:

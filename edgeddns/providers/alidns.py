@@ -204,7 +204,7 @@ class AlidnsProvider(Provider):
         if isinstance(data, dict) and isinstance(data.get("Code"), str):
             raise map_error(resp.status, data["Code"], str(data.get("Message", "")),
                             server_time=resp.server_time())
-        retry_after = _retry_after(resp)
+        retry_after = resp.retry_after()
         if resp.status == 429:
             raise RateLimitedError("Alidns: HTTP 429", retry_after=retry_after)
         raise ProviderError(f"Alidns: HTTP {resp.status}", retryable=resp.status >= 500,
@@ -284,13 +284,3 @@ class AlidnsProvider(Provider):
             if "DomainRecordDuplicate" not in e.message:
                 raise
         return RemoteRecord(remote.id, record.name, record.type, value, ttl, remote.extra)
-
-
-def _retry_after(resp: HttpResponse) -> Optional[float]:
-    v = resp.headers.get("Retry-After")
-    if v is None:
-        return None
-    try:
-        return max(0.0, float(v))
-    except ValueError:
-        return None

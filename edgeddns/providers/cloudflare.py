@@ -102,7 +102,7 @@ class CloudflareProvider(Provider):
         return self._check(resp)
 
     def _check(self, resp: HttpResponse) -> Any:
-        retry_after = _retry_after(resp)
+        retry_after = resp.retry_after()
         try:
             data = resp.json()
         except ProviderError:
@@ -218,13 +218,3 @@ class CloudflareProvider(Provider):
         except _Duplicate:
             return "unchanged"
         return "updated"
-
-
-def _retry_after(resp: HttpResponse) -> Optional[float]:
-    v = resp.headers.get("Retry-After")
-    if v is None:
-        return None
-    try:
-        return max(0.0, float(v))
-    except ValueError:
-        return None

@@ -27,7 +27,7 @@ from edgeddns.errors import (
     ProviderError,
     RateLimitedError,
 )
-from edgeddns.providers._signed import hmac_sha256, host_header, longest_zone, retry_after, sha256_hex
+from edgeddns.providers._signed import hmac_sha256, host_header, longest_zone, sha256_hex
 from edgeddns.providers.base import Provider, RemoteRecord, split_name
 
 if TYPE_CHECKING:
@@ -138,10 +138,10 @@ class DnspodProvider(Provider):
 
     def _check(self, resp: HttpResponse) -> Dict[str, Any]:
         if resp.status == 429:
-            raise RateLimitedError("DNSPod: HTTP 429", retry_after=retry_after(resp))
+            raise RateLimitedError("DNSPod: HTTP 429", retry_after=resp.retry_after())
         if resp.status != 200:
             raise ProviderError(f"DNSPod: HTTP {resp.status}", retryable=resp.status >= 500,
-                                retry_after=retry_after(resp))
+                                retry_after=resp.retry_after())
         data = resp.json()
         body = data.get("Response") if isinstance(data, dict) else None
         if not isinstance(body, dict):

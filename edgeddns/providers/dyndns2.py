@@ -293,7 +293,7 @@ class Dyndns2Provider(Provider):
                 return "updated" if word == "good" else "unchanged"
             if word in ANSWERS and word != "KO":
                 raise _Held(word)
-        retry_after = _retry_after(resp)
+        retry_after = resp.retry_after()
         snippet = "".join(c if c.isprintable() else " " for c in first[:60])
         if resp.status == 429:
             raise RateLimitedError(f"{self.host}: HTTP 429", retry_after=retry_after)
@@ -317,13 +317,3 @@ def _answer_error(host: str, answer: str) -> ProviderError:
     a = ANSWERS[answer]
     when = "retry in 30 minutes at the earliest" if a.hold else "no retry until the configuration changes"
     return a.error(f"{host}: answer '{answer}': {a.text}; {when}", retryable=False, retry_after=a.hold)
-
-
-def _retry_after(resp: HttpResponse) -> Optional[float]:
-    v = resp.headers.get("Retry-After")
-    if v is None:
-        return None
-    try:
-        return max(0.0, float(v))
-    except ValueError:
-        return None

@@ -32,7 +32,6 @@ from edgeddns.providers._signed import (
     hmac_sha256,
     host_header,
     longest_zone,
-    retry_after,
     sha256_hex,
 )
 from edgeddns.providers.base import Provider, RemoteRecord
@@ -144,7 +143,7 @@ class HuaweicloudProvider(Provider):
             # The gateway says error_code/error_msg; the DNS service itself says code/message.
             code = str(data.get("error_code") or data.get("code") or "")
             message = str(data.get("error_msg") or data.get("message") or "")
-        raise map_error(resp.status, code, message, date_time=resp.server_time(), retry=retry_after(resp))
+        raise map_error(resp.status, code, message, date_time=resp.server_time(), retry=resp.retry_after())
 
     # -- zones -------------------------------------------------------------
 

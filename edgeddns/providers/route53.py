@@ -31,7 +31,6 @@ from edgeddns.providers._signed import (
     hmac_sha256,
     host_header,
     longest_zone,
-    retry_after,
     sha256_hex,
 )
 from edgeddns.providers.base import Provider, RemoteRecord
@@ -203,7 +202,7 @@ class Route53Provider(Provider):
             return root
         err = _find(root, "Error") if root is not None else None
         raise map_error(resp.status, _text(err, "Code"), _text(err, "Message"),
-                        date_time=resp.server_time(), retry=retry_after(resp))
+                        date_time=resp.server_time(), retry=resp.retry_after())
 
     # -- zones -------------------------------------------------------------
 

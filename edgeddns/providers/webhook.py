@@ -217,7 +217,7 @@ class WebhookProvider(Provider):
         where = f"webhook {self.host}: HTTP {resp.status}"
         if text.strip():
             where += f": {self._snippet(text)!r}"
-        retry_after = _retry_after(resp)
+        retry_after = resp.retry_after()
         if resp.status in (401, 403):
             raise AuthError(where)
         if resp.status == 429:
@@ -229,13 +229,3 @@ class WebhookProvider(Provider):
     def _snippet(self, text: str) -> str:
         text = self._redact(text)
         return "".join(c if c.isprintable() else " " for c in text[:100]).strip()
-
-
-def _retry_after(resp: HttpResponse) -> Optional[float]:
-    v = resp.headers.get("Retry-After")
-    if v is None:
-        return None
-    try:
-        return max(0.0, float(v))
-    except ValueError:
-        return None

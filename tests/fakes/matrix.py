@@ -148,5 +148,20 @@ except ModuleNotFoundError as e:  # that helper's branch is not merged (yet)
     if e.name != "tests.fakes.matrix_signed":
         raise
     _SIGNED = {}
+
+
+def _from_factory(factory: Callable[[], Any]) -> Entry:
+    """matrix_signed gives entry factories (one stateful entry per run); adapt them."""
+
+    def start(ca_file: str, server_context: ssl.SSLContext) -> Tuple[Any, str]:
+        entry = factory()
+        fake, toml = entry.start(ca_file, server_context)
+        if not hasattr(fake, "stop"):
+            fake.stop = entry.stop
+        return fake, toml
+
+    return Entry(start)
+
+
 for _name, _entry in _SIGNED.items():
-    ENTRIES.setdefault(_name, _entry)
+    ENTRIES.setdefault(_name, _entry if hasattr(_entry, "start") else _from_factory(_entry))
