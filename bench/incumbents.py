@@ -690,9 +690,7 @@ def render(rep: dict) -> str:
             "| **edgeddns** | `run`, events only (`poll_interval = 0`) | none | see below | | | **0** | |", "",
             "edgeddns does not poll: it reacts to a hotplug trigger, an MQTT command or a netlink address event. "
             "Those paths are measured by `bench/trigger.py` and `bench/mqtt_latency.py` (sections `## OpenWrt paths` "
-            "and `## MQTT agent`). TODO(lead): if those sections are missing after the merge, the event-path "
-            "latencies still need to be filled in here; the ratio edgeddns / inadyn at 1 s is then "
-            "(event latency) / (inadyn median above).", ""]
+            "and `## MQTT agent`); their figures and the ratios to the pollers are in the table below this one.", ""]
 
     calls = rep.get("calls", {})
     out += ["### Provider calls per check", "",
