@@ -751,7 +751,7 @@ def render(rep: dict) -> str:
     out += ["", "<details><summary>Exact command lines and generated config files (ports and temporary paths vary "
             "per run; the credentials are the fakes')</summary>", "", "```"]
     for k, c in rep.get("commands", {}).items():
-        out.append(f"# {k}\n{c}")
+        out.append(f"# {k}\n{c.replace(ROOT + os.sep, '')}")  # paths relative to the checkout
     out += ["```", "", "</details>", ""]
     if rep.get("notes"):
         out += ["Notes from the run: " + "; ".join(rep["notes"]), ""]
