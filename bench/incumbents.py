@@ -13,6 +13,11 @@ DDNS 4.x uses) over HTTPS with a trustme CA for DDNS and edgeddns's alidns
 provider. Every tool learns the WAN address from the same plain-HTTP checkip
 page, so all do the same work: one address lookup, then the provider calls.
 
+A full run takes about 13 minutes, most of it ddclient's 60 s minimum poll
+period in the latency phase; ``--phases oneshot,calls,clock`` takes about one
+minute and keeps the other phases' figures from the previous results file.
+``--render bench/results/incumbents.json`` prints the BENCHMARKS.md section.
+
 Phases (results as JSON in ``bench/results/incumbents.json`` and as Markdown
 on stdout): one-shot updates, provider calls per check, the clock skewed,
 daemon latency at the shortest poll interval, and idle daemons. Benchmarks
