@@ -180,7 +180,7 @@ class Engine:
         # Only providers that ask for it get the last published address (webhook's {previous_ip}),
         # so every other provider's ``ensure(record, value)`` signature stays as it is.
         kwargs = {"previous": previous} if getattr(provider, "WANTS_PREVIOUS", False) else {}
-        if getattr(provider, "SIGNED", False):
+        if provider.SIGNED:
             self.clock.ensure(probe=getattr(provider, "probe_time", None))
         skew_retried = False
         attempt = 0

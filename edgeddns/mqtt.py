@@ -41,6 +41,9 @@ log = logging.getLogger("edgeddns.mqtt")
 BACKOFF_MIN, BACKOFF_MAX = 1.0, 120.0  # seconds, before jitter
 STABLE = 30.0  # a connection that lasted this long resets the back-off
 KNOCKOFF_COUNT = 3  # short-lived connections in a row that mean "someone else uses our client id"
+# A broker that restarts again and again looks the same from here as a client-id fight, so
+# short-lived connections slow reconnects down only this far (about 8 to 16 s).
+SHORT_FAILURES_MAX = 4
 PROBE_TIMEOUT = 5.0  # seconds for our own probe command to come back
 SESSION_TAKEN_OVER = 142  # MQTT 5 DISCONNECT reason
 PROTOCOL_REFUSED = (1, 132)  # 3.1.1 "unacceptable protocol version", MQTT 5 "unsupported protocol version"
@@ -232,12 +235,12 @@ class MqttBridge:
             self._short = max(self._short, KNOCKOFF_COUNT - 1)
         if lasted is not None and lasted < STABLE:
             self._short += 1
-            self._failures += 1
-            if self._short >= KNOCKOFF_COUNT:
+            self._failures = min(self._failures + 1, SHORT_FAILURES_MAX)
+            if self._short == KNOCKOFF_COUNT:
                 log.error("the broker keeps dropping this agent's connection right after it connects: another "
                           "client is probably using the same client id %r (two agents with the same [agent] "
-                          "node_id or [mqtt] client_id, e.g. a cloned image); give each agent its own",
-                          self.client_id)
+                          "node_id or [mqtt] client_id, e.g. a cloned image; give each agent its own), unless "
+                          "the broker itself keeps restarting", self.client_id)
         else:
             self._short = 0
             self._failures = 0

@@ -54,8 +54,10 @@ class Provider:
     OPTIONS: Dict[str, Opt] = {}
     #: extra per-record options this provider understands
     RECORD_OPTIONS: Dict[str, Opt] = {}
-    #: an "unchanged" check needs no read when the provider's write is idempotent
+    #: the service cannot be read back (dyndns2, webhook): such providers override ``ensure``
     WRITE_ONLY = False
+    #: requests carry a timestamp: the engine makes the clock usable before the first one
+    SIGNED = False
     #: the engine passes ``previous=<last published address or None>`` to ``ensure``
     WANTS_PREVIOUS = False
 
