@@ -13,6 +13,8 @@ import tempfile
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edgeddns import control
 from edgeddns.config import load
@@ -225,6 +227,12 @@ def test_bad_config_for_trigger(tmp_path):
     ('state_dir = "rel/state"', "REL"),
     ('state_dir = "~/s"', os.path.expanduser("~/s")),
     ("", "DEFAULT"),
+    # Spellings the line scan reads itself, or leaves to the TOML parser: both must agree.
+    ("state_dir = '/lit/state'  # a comment", "/lit/state"),
+    ('"state_dir" = "/q/state"', "/q/state"),
+    ('state_dir = "/esc\\u0041/s"', "/escA/s"),
+    ('state_dir = """/ml/s"""', "/ml/s"),
+    ('node_id = "x" # [agent] state_dir = "/no"', "DEFAULT"),
 ])
 def test_cheap_state_dir_matches_the_real_loader(tmp_path, line, expect):
     cfg = write_config(tmp_path, f"""
@@ -234,6 +242,8 @@ def test_cheap_state_dir_matches_the_real_loader(tmp_path, line, expect):
         ipv4 = ["static:10.0.0.1"]
     """)
     assert control.state_dir_of(cfg) == load(cfg).agent.state_dir
+    if expect.startswith("/"):
+        assert control.state_dir_of(cfg) == expect
     if expect == "REL":
         assert control.state_dir_of(cfg) == str(tmp_path / "rel" / "state")
 
@@ -292,3 +302,26 @@ def _env():
     from tests.agentproc import env
 
     return env()
+
+
+_SCAN_PIECES = ["[agent]", "[ip]", "[[records]]", "[agent.x]", '["agent"]', "state_dir = ", '"/a/b"', "'/c d'",
+                '"\\u00e9"', "# c", "agent = ", "{ state_dir = '/i' }", "\n", " ", '"', "'", "=", "[", "]",
+                'node_id = "n"', '"""x"""', "state_dir.x = 1", "\t"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_SCAN_PIECES), max_size=14))
+def test_line_scan_never_disagrees_with_the_toml_parser(pieces):
+    """Whatever the scan claims to know, tomllib says the same; otherwise it must step aside."""
+    tomllib = pytest.importorskip("tomllib")
+    text = "".join(pieces)
+    got = control._scan_state_dir(text)
+    if got is control._UNSURE:
+        return
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return  # the agent could not run on such a file either
+    agent = data.get("agent")
+    want = agent.get("state_dir") if isinstance(agent, dict) else None
+    assert got == want, text
