@@ -7,6 +7,9 @@ Measures, against a real Mosquitto and ``edgeddns run`` as a separate process:
     - "check": a plain trigger where nothing changed (no provider call)
   * the daemon's resident memory after start and after 1,000 updates
   * its CPU time while idle for 60 s (from /proc/<pid>/stat)
+  * "hotplug": from the start of the OpenWrt hotplug script (busybox ash, as
+    hotplug-call runs it, with netifd's environment) to the result message on
+    MQTT, the WAN address read by the agent's own ``cmd:`` source
 
 Run from the repository root: ``python bench/mqtt_latency.py [--idle 60] [-n 200]``.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import ssl
 import statistics
 import subprocess
@@ -74,7 +78,15 @@ class Controller:
             for cid in {d.get("id"), *d.get("ids", [])}:
                 if cid is not None:
                     self.results.setdefault(cid, (now, d))
+            if d.get("trigger") == "hotplug":
+                self.results.setdefault(("hotplug", d.get("ip")), (now, d))
             self.cond.notify_all()
+
+    def wait_hotplug(self, ip: str, start: float, timeout: float = 30.0) -> float:
+        with self.cond:
+            if not self.cond.wait_for(lambda: ("hotplug", ip) in self.results, timeout):
+                raise RuntimeError(f"no hotplug result for {ip}")
+            return self.results[("hotplug", ip)][0] - start
 
     def roundtrip(self, cid: str, payload: dict, timeout: float = 30.0) -> float:
         start = time.perf_counter()
@@ -83,6 +95,26 @@ class Controller:
             if not self.cond.wait_for(lambda: cid in self.results, timeout):
                 raise RuntimeError(f"no result for {cid}")
             return self.results[cid][0] - start
+
+
+HOTPLUG = os.path.join(ROOT, "openwrt/files/etc/hotplug.d/iface/95-edgeddns")
+
+
+def run_hotplug(tmp: str, cfg: str) -> None:
+    """The hotplug script as OpenWrt's hotplug-call runs it: sourced by busybox ash, netifd's env."""
+    bindir = os.path.join(tmp, "bin")
+    if not os.path.isdir(bindir):
+        os.makedirs(bindir)
+        with open(os.path.join(bindir, "edgeddns"), "w") as f:
+            f.write(f"#!/bin/sh\nPYTHONPATH={ROOT} exec {sys.executable} -m edgeddns \"$@\"\n")
+        with open(os.path.join(bindir, "logger"), "w") as f:
+            f.write("#!/bin/sh\ncat >/dev/null\n")
+        for n in ("edgeddns", "logger"):
+            os.chmod(os.path.join(bindir, n), 0o755)
+    env = {"PATH": f"{bindir}:/usr/bin:/bin", "ACTION": "ifup", "INTERFACE": "wan", "DEVICE": "eth1",
+           "EDGEDDNS_BIN": "edgeddns", "EDGEDDNS_CONF": cfg, "EDGEDDNS_HOTPLUG_CONF": "/nonexistent"}
+    subprocess.run(["busybox", "ash", "-c", 'for s in "$@"; do ( . "$s" ); done', "hotplug-call", HOTPLUG],
+                   env=env, stdin=subprocess.DEVNULL, check=True)
 
 
 def pct(values, p):
@@ -99,6 +131,7 @@ def main() -> int:
     ap.add_argument("--fake-nagle", dest="fake_nodelay", action="store_false",
                     help="leave Nagle's algorithm on in the fake provider's HTTP server")
     ap.add_argument("--idle", type=float, default=60.0, help="seconds of idle for the CPU reading")
+    ap.add_argument("--hotplug", type=int, default=50, help="runs of the hotplug series (needs busybox)")
     args = ap.parse_args()
 
     import trustme
@@ -124,7 +157,7 @@ node_id = "bench"
 state_dir = "{tmp}/state"
 log_level = "warning"
 [ip]
-ipv4 = ["static:8.8.8.8"]
+ipv4 = ["cmd:cat {tmp}/wan-ip"]
 [providers.ali]
 type = "alidns"
 access_key_id = "{ALI_ID}"
@@ -140,6 +173,8 @@ name = "home.example.com"
 provider = "ali"
 """)
     os.chmod(cfg, 0o600)
+    with open(os.path.join(tmp, "wan-ip"), "w") as f:
+        f.write("8.8.8.8\n")
     ctl = Controller(broker.port, "bench")
     env = dict(os.environ, PYTHONPATH=ROOT)
     agent = subprocess.Popen([sys.executable, "-m", "edgeddns", "run", "-c", cfg], env=env, cwd=ROOT)
@@ -159,6 +194,20 @@ provider = "ali"
             ctl.roundtrip(f"c{i}", {"ipv4": addr(i + 1)})
             done += 1
         time.sleep(0.5)
+        if args.hotplug and shutil.which("busybox"):
+            hotplug = []
+            for i in range(args.hotplug):
+                ip = addr(100000 + i)
+                with open(os.path.join(tmp, "wan-ip"), "w") as f:
+                    f.write(ip + "\n")
+                start = time.perf_counter()
+                run_hotplug(tmp, cfg)
+                hotplug.append(ctl.wait_hotplug(ip, start))
+                time.sleep(0.05)
+            out["hotplug_runs"] = len(hotplug)
+            out["hotplug_median_ms"] = round(statistics.median(hotplug) * 1000, 2)
+            out["hotplug_p99_ms"] = round(pct(hotplug, 99) * 1000, 2)
+            out["hotplug_max_ms"] = round(max(hotplug) * 1000, 2)
         out["updates"] = done
         out["provider_writes"] = fake.writes
         out["rss_after_kib"] = rss_kib(agent.pid)

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("edgeddns")
 
-SETTLE = 0.02  # seconds to wait for more events of one burst before updating
+SETTLE = 0.005  # seconds to wait for the rest of one burst (netlink sends a change as several messages)
 RETRY_FIRST, RETRY_MAX = 30.0, 1800.0  # back-off for records that failed
 
 
