@@ -31,6 +31,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from bench.trigger import run_hotplug  # noqa: E402
 from tests.conftest import ALI_ID, ALI_SECRET  # noqa: E402
 from tests.fakes.alidns import FakeAlidns  # noqa: E402
 from tests.fakes.server import FakeServer  # noqa: E402
@@ -95,26 +96,6 @@ class Controller:
             if not self.cond.wait_for(lambda: cid in self.results, timeout):
                 raise RuntimeError(f"no result for {cid}")
             return self.results[cid][0] - start
-
-
-HOTPLUG = os.path.join(ROOT, "openwrt/files/etc/hotplug.d/iface/95-edgeddns")
-
-
-def run_hotplug(tmp: str, cfg: str) -> None:
-    """The hotplug script as OpenWrt's hotplug-call runs it: sourced by busybox ash, netifd's env."""
-    bindir = os.path.join(tmp, "bin")
-    if not os.path.isdir(bindir):
-        os.makedirs(bindir)
-        with open(os.path.join(bindir, "edgeddns"), "w") as f:
-            f.write(f"#!/bin/sh\nPYTHONPATH={ROOT} exec {sys.executable} -m edgeddns \"$@\"\n")
-        with open(os.path.join(bindir, "logger"), "w") as f:
-            f.write("#!/bin/sh\ncat >/dev/null\n")
-        for n in ("edgeddns", "logger"):
-            os.chmod(os.path.join(bindir, n), 0o755)
-    env = {"PATH": f"{bindir}:/usr/bin:/bin", "ACTION": "ifup", "INTERFACE": "wan", "DEVICE": "eth1",
-           "EDGEDDNS_BIN": "edgeddns", "EDGEDDNS_CONF": cfg, "EDGEDDNS_HOTPLUG_CONF": "/nonexistent"}
-    subprocess.run(["busybox", "ash", "-c", 'for s in "$@"; do ( . "$s" ); done', "hotplug-call", HOTPLUG],
-                   env=env, stdin=subprocess.DEVNULL, check=True)
 
 
 def pct(values, p):

@@ -45,6 +45,26 @@ allow_private = true
 """
 
 
+def run_hotplug(d: str, cfg: str) -> None:
+    """The hotplug script as OpenWrt's hotplug-call runs it: sourced by busybox ash, netifd's env.
+
+    ``edgeddns`` on its PATH is this checkout; ``logger`` swallows the log line.
+    """
+    bindir = os.path.join(d, "bin")
+    if not os.path.isdir(bindir):
+        os.makedirs(bindir)
+        with open(os.path.join(bindir, "edgeddns"), "w") as f:
+            f.write(f"#!/bin/sh\nPYTHONPATH={ROOT} exec {sys.executable} -m edgeddns \"$@\"\n")
+        with open(os.path.join(bindir, "logger"), "w") as f:
+            f.write("#!/bin/sh\ncat >/dev/null\n")
+        for n in ("edgeddns", "logger"):
+            os.chmod(os.path.join(bindir, n), 0o755)
+    hp_env = {"PATH": f"{bindir}:/usr/bin:/bin", "ACTION": "ifup", "INTERFACE": "wan", "DEVICE": "eth1",
+              "EDGEDDNS_BIN": "edgeddns", "EDGEDDNS_CONF": cfg, "EDGEDDNS_HOTPLUG_CONF": "/nonexistent"}
+    subprocess.run(["busybox", "ash", "-c", 'for s in "$@"; do ( . "$s" ); done', "hotplug-call", HOTPLUG],
+                   env=hp_env, stdin=subprocess.DEVNULL, check=True)
+
+
 def env() -> dict:
     e = dict(os.environ)
     e["PYTHONPATH"] = ROOT + os.pathsep + e.get("PYTHONPATH", "")
@@ -131,24 +151,13 @@ def bench_trigger(d, runs):
         trig_mods = modules(["trigger", "-c", cfg])
         extra = sorted({m for m in trig_mods if m not in bare_mods})
         # Hotplug script -> hosts file.
-        bindir = os.path.join(d, "bin")
-        os.makedirs(bindir, exist_ok=True)
-        with open(os.path.join(bindir, "edgeddns"), "w") as f:
-            f.write(f"#!/bin/sh\nPYTHONPATH={ROOT} exec {sys.executable} -m edgeddns \"$@\"\n")
-        with open(os.path.join(bindir, "logger"), "w") as f:
-            f.write("#!/bin/sh\ncat >/dev/null\n")
-        for n in ("edgeddns", "logger"):
-            os.chmod(os.path.join(bindir, n), 0o755)
-        hp_env = {"PATH": f"{bindir}:/usr/bin:/bin", "ACTION": "ifup", "INTERFACE": "wan", "DEVICE": "eth1",
-                  "EDGEDDNS_BIN": "edgeddns", "EDGEDDNS_CONF": cfg, "EDGEDDNS_HOTPLUG_CONF": "/nonexistent"}
         landed, returned = [], []
         for i in range(runs):
             ip = f"10.0.1.{i + 2}"
             with open(os.path.join(d, "wan-ip"), "w") as f:
                 f.write(ip + "\n")
             t0 = time.monotonic()
-            subprocess.run(["busybox", "ash", "-c", 'for s in "$@"; do ( . "$s" ); done', "hotplug-call", HOTPLUG],
-                           env=hp_env, stdin=subprocess.DEVNULL, check=True)
+            run_hotplug(d, cfg)
             returned.append(time.monotonic() - t0)
             landed.append(wait_file(os.path.join(d, "hosts"), f"{ip} home.example.com") - t0)
             time.sleep(0.05)
