@@ -288,8 +288,12 @@ class ControlServer:
 
             def after_clock() -> None:
                 if callable(resync):
+                    from edgeddns.errors import EdgeError
+
                     try:
                         resync()
+                    except EdgeError as e:  # NTP silent: expected, and the clock keeps what it knew
+                        self._log("warning", "clock resync: %s", e.message)
                     except Exception:
                         self._log("exception", "clock resync failed")
                 agent.submit(Event("ntp", iface=iface))

@@ -239,6 +239,24 @@ class CorrectedClock(Clock):
                 + ("the provider's answer carried no Date header" if probe else "no provider Date header was seen")
                 + ": refusing to sign with an unverified clock")
 
+    def resync(self) -> None:
+        """Measure again now: MQTT ``sync_time``, or an NTP step reported by OpenWrt's hook.
+
+        Sync evidence is read afresh; without proof, NTP is asked at once, whatever
+        ``max_age`` and the retry pacing say. Raises ``ClockUnsyncedError`` when NTP
+        gives nothing (the clock keeps what it knew, e.g. a provider's Date).
+        """
+        with self._lock:
+            if self._evidence(self.monotonic()):
+                self._note("resync: system clock proven synchronised: using it")
+                self.system_proven, self.anchor = True, None
+                return
+            self._refresh(force=True)
+            meas = self.measurement
+            if meas is None or meas.chosen is None:
+                raise ClockUnsyncedError(f"NTP gave no time ({meas.error if meas else 'not measured'}); "
+                                         f"keeping {self.info().source}")
+
     def _evidence(self, m: float) -> bool:
         if self.mode != "auto":
             return False

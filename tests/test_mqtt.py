@@ -15,6 +15,7 @@ from typing import Any, Callable, List, Optional
 
 import pytest
 
+from tests.clockfix import chronyd  # noqa: F401 (a fixture, used by name)
 from tests.conftest import ALI_ID, ALI_SECRET, ROOT, write_config
 from tests.mosquitto import MOSQUITTO, Mosquitto
 
@@ -571,3 +572,23 @@ def test_falls_back_to_mqtt_311_when_the_broker_refuses_5(tmp_path):
         agent.stop()
         srv.close()
     assert levels[:2] == [5, 4]
+
+
+def test_sync_time_measures_the_clock_again(broker, tmp_path, chronyd):  # noqa: F811 (the fixture)
+    """`sync_time` asks NTP at once (a real chronyd) and answers the clock it now uses."""
+    cfg = agent_config(tmp_path, "n4", broker.port, hosts=True)
+    with open(cfg) as f:
+        text = f.read().replace('[clock]\nmode = "system"', f'[clock]\nmode = "ntp"\nntp_servers = ["{chronyd}"]')
+    with open(cfg, "w") as f:
+        f.write(text)
+    ctl = Ctl(broker.port, ("edgeddns/n4/#",))
+    agent = AgentProc(cfg, str(tmp_path / "agent.log"))
+    try:
+        ctl.json("edgeddns/n4/result", lambda d: d["trigger"] == "startup")
+        ctl.send("edgeddns/n4/cmd/sync_time", {"id": "s-ntp"})
+        d = ctl.json("edgeddns/n4/response/sync_time", lambda d: d["id"] == "s-ntp")
+        assert d["status"] == "ok" and d["clock"]["source"] == f"ntp:{chronyd}" and abs(d["clock"]["offset"]) < 1
+        assert agent.stop() == 0
+    finally:
+        ctl.close()
+        agent.stop()

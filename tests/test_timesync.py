@@ -309,3 +309,36 @@ def test_validity_problem_rules():
     assert validity_problem([leaf], None, floor=now) is None
     assert "before this edgeddns release" in validity_problem([leaf], None, floor=now + 2 * 86400)[1]
     assert validity_problem([], now, floor=0)
+
+
+def test_resync_measures_now_whatever_max_age_and_pacing_say(tmp_path):
+    """MQTT sync_time and the OpenWrt ntp-step trigger call resync(): it must really measure."""
+    t = Ticker()
+    c, sntp = make(tmp_path, t, ntp_offset=30.0)
+    c.ensure()
+    assert sntp.calls == 1 and c.info().source == "ntp:ntp.test"
+    sntp.offset = -7.0  # the device clock was stepped, or the first answer was poor
+    c.ensure()
+    assert sntp.calls == 1  # within max_age: no new measurement
+    c.resync()
+    assert sntp.calls == 2 and abs(c.info().offset - (-7.0)) < 1e-6
+    sntp.offset = None  # NTP now silent: an error, and the last good anchor is kept
+    with pytest.raises(ClockUnsyncedError):
+        c.resync()
+    assert sntp.calls == 3 and abs(c.info().offset - (-7.0)) < 1e-6
+    with pytest.raises(ClockUnsyncedError):
+        c.resync()  # no pacing for an explicit request
+    assert sntp.calls == 4
+
+
+def test_resync_trusts_fresh_proof_of_sync(tmp_path):
+    t = Ticker()
+    flag = tmp_path / "synced"
+    probe = unsynced(tmp_path)
+    probe.timesyncd_flag = str(flag)
+    c, sntp = make(tmp_path, t, probe=probe, ntp_offset=30.0)
+    c.ensure()
+    assert c.info().source == "ntp:ntp.test"
+    flag.write_text("")  # ntpd has since stepped and synchronised the system clock
+    c.resync()
+    assert c.info().source == "system" and c.trusted and sntp.calls == 1
