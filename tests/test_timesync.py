@@ -217,6 +217,7 @@ def run_hook(tmp_path, env):
     boot = tmp_path / "boot_id"
     boot.write_text("boot-1\n")
     e = {"PATH": f"{bindir}:/usr/bin:/bin", "EDGEDDNS_STATE_DIR": str(tmp_path / "state"),
+         "EDGEDDNS_HOTPLUG_CONF": "/nonexistent",
          "EDGEDDNS_BOOT_ID_FILE": str(boot), **env}
     p = subprocess.run([ash, "ash", HOOK], env=e, capture_output=True, text=True, timeout=10)
     return p, log
@@ -342,3 +343,17 @@ def test_resync_trusts_fresh_proof_of_sync(tmp_path):
     flag.write_text("")  # ntpd has since stepped and synchronised the system clock
     c.resync()
     assert c.info().source == "system" and c.trusted and sntp.calls == 1
+
+
+def test_ntp_hook_and_openwrt_config_agree_on_the_state_dir(tmp_path):
+    """The hook's marker must land where the shipped OpenWrt config's agent looks for it."""
+    from edgeddns.config import load
+
+    ash = shutil.which("busybox")
+    if ash is None:
+        pytest.skip("busybox is not installed (scripts/test installs it)")
+    conf = os.path.join(ROOT, "openwrt", "files", "etc", "edgeddns", "hotplug.conf")
+    out = subprocess.run([ash, "ash", "-c", f'. "{conf}"; echo "$EDGEDDNS_STATE_DIR"'], capture_output=True,
+                         text=True, env={"PATH": "/usr/bin:/bin"}).stdout.strip()
+    cfg = load(os.path.join(ROOT, "openwrt", "files", "etc", "edgeddns", "config.toml"))
+    assert out == cfg.agent.state_dir == "/var/run/edgeddns"
