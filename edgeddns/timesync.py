@@ -116,7 +116,7 @@ class SyncProbe:
             ev.lines.append("kernel: adjtimex unavailable")
         else:
             _state, status, maxerror = tx
-            unsync = " STA_UNSYNC set (not proof either way)" if status & STA_UNSYNC else ""
+            unsync = "; STA_UNSYNC set (not proof either way)" if status & STA_UNSYNC else ""
             if 0 <= maxerror < MAXERROR_LIMIT_US:
                 ev.synced = True
                 ev.lines.append(f"kernel: maxerror {maxerror / 1e6:.3f} s: a daemon disciplines the clock{unsync}")
