@@ -105,10 +105,6 @@ class NotPublicError(EdgeError):
     code = "not_public"
 
 
-class StateError(EdgeError):
-    code = "state"
-
-
 ERROR_CODES = {
     "config": "the configuration is invalid",
     "auth": "the provider refused the credentials or the signature",
@@ -121,6 +117,5 @@ ERROR_CODES = {
     "provider": "the provider answered with an error not listed above",
     "no_address": "no address source produced an address (all failed)",
     "not_public": "the detected address is private, CGNAT, loopback, link-local or ULA (record skipped)",
-    "state": "the state directory could not be written",
     "internal": "a bug in edgeddns: please report it",
 }

@@ -129,3 +129,15 @@ def test_shipped_config_loads():
 
     cfg = load(os.path.join(ROOT, "config.toml"))
     assert cfg.records and not cfg.warnings
+
+
+def test_every_error_code_is_documented_and_no_other():
+    """docs/errors.md is the contract for result and CLI error codes: it and the code must agree."""
+    import re
+
+    from edgeddns.errors import ERROR_CODES
+    from tests.conftest import ROOT
+
+    with open(os.path.join(ROOT, "docs", "errors.md")) as f:
+        documented = set(re.findall(r"^\| `([a-z_]+)` \|", f.read(), re.M))
+    assert documented == set(ERROR_CODES)
