@@ -21,6 +21,7 @@ newer (through the ssl module's chain accessor), only the leaf on 3.9.
 from __future__ import annotations
 
 import calendar
+import os
 import ssl
 import threading
 import time
@@ -187,15 +188,46 @@ class ClockedContext(ssl.SSLContext):
         return validity_problem(peer_chain(obj), now, floor=self.floor)
 
 
+def _hashed_dir(path: Optional[str]) -> bool:
+    """True if ``path`` holds OpenSSL's hash-named CA links (``5ad8a5d6.0``)."""
+    if not path:
+        return False
+    try:
+        with os.scandir(path) as it:
+            for e in it:
+                stem, dot, n = e.name.partition(".")
+                if dot and len(stem) == 8 and n.isdigit() and all(c in "0123456789abcdef" for c in stem):
+                    return True
+    except OSError:
+        return False
+    return False
+
+
+def load_system_cas(ctx: ssl.SSLContext) -> None:
+    """The system trust store, loaded lazily where the system allows it.
+
+    OpenSSL reads a hashed certificate directory on demand (only the CAs a
+    handshake needs), whereas the bundle file puts every CA in memory, about
+    1.2 MB per context on Debian: most of what a long-running agent holds
+    beyond its imports. Same trust either way; the bundle is used when the
+    directory is not hashed or SSL_CERT_FILE asks for a file.
+    """
+    paths = ssl.get_default_verify_paths()
+    if not os.environ.get(paths.openssl_cafile_env) and _hashed_dir(paths.capath):
+        ctx.load_verify_locations(capath=paths.capath)
+    else:
+        ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+
+
 def make_context(ca_file: Optional[str] = None, clock: Optional[Clock] = None, *,
                  wall: Callable[[], float] = time.time) -> ssl.SSLContext:
     """A verifying client context; with a clock, validity is judged by that clock."""
     if clock is None:
-        ctx = ssl.create_default_context()
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     else:
         ctx = ClockedContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
         ctx.attach(clock, wall)
+    load_system_cas(ctx)
     if ca_file:
         ctx.load_verify_locations(cafile=ca_file)
     ctx.check_hostname = True

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from edgeddns.providers.alidns import sign, string_to_sign
 from tests.conftest import ALI_SECRET, alidns_config, run_cli
 from tests.fakes.alidns import expected_signature
@@ -191,3 +193,35 @@ def test_dry_run_changes_nothing(tmp_path, alidns, ca_file):
     p = run_cli("update", "-c", alidns_config(tmp_path, alidns, ca_file), "--dry-run")
     assert p.returncode == 0 and "would_update" in p.stdout
     assert alidns.calls == [] and ALI_SECRET not in p.stdout + p.stderr
+
+
+def test_system_store_is_read_lazily_and_still_verifies(tmp_path, alidns, ca, monkeypatch):
+    """A hashed CA directory is read on demand (no CA in memory up front), and verification holds."""
+    import shutil
+    import subprocess
+
+    from edgeddns.tls import make_context
+
+    if not shutil.which("openssl"):
+        pytest.skip("needs the openssl command to name the CA by its hash")
+    d = tmp_path / "certs"
+    d.mkdir()
+    pem = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(pem))
+    h = subprocess.run(["openssl", "x509", "-subject_hash", "-noout", "-in", str(pem)], capture_output=True,
+                       text=True, check=True).stdout.strip()
+    shutil.copy(pem, d / f"{h}.0")
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.setenv("SSL_CERT_DIR", str(d))
+    ctx = make_context()
+    assert ctx.cert_store_stats()["x509_ca"] == 0  # nothing loaded yet
+    import socket
+    import ssl
+
+    with socket.create_connection(("127.0.0.1", alidns.server.port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            assert s.version()
+    monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path / "empty"))
+    with pytest.raises(ssl.SSLCertVerificationError):
+        with socket.create_connection(("127.0.0.1", alidns.server.port), timeout=5) as raw:
+            make_context().wrap_socket(raw, server_hostname="127.0.0.1")
