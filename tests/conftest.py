@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -67,35 +68,44 @@ def write_config(tmp_path, body: str, name: str = "config.toml", mode: int = 0o6
     return path
 
 
-def alidns_config(tmp_path, fake, ca_file: str, *, ip: str = "static:8.8.8.8", extra: str = "",
-                  records: Optional[str] = None) -> str:
-    if "[clock]" not in extra:
-        # The default clock would ask public NTP servers: tests stay on the loopback.
-        extra += '\n[clock]\nmode = "system"\nntp_servers = ["127.0.0.1:9"]\n'
-    records = records if records is not None else """
-        [[records]]
-        name = "home.example.com"
-        type = "A"
-        provider = "ali"
-    """
-    return write_config(tmp_path, f"""
+def provider_config(tmp_path, provider: str, records: str, *, ip: str = "static:8.8.8.8",
+                    ip6: str = "static:2001:4860:4860::8888") -> str:
+    """The usual [agent] and [ip] tables, then one provider's table (TOML text) and the records."""
+    return write_config(tmp_path, textwrap.dedent(f"""
         [agent]
         node_id = "test"
         state_dir = "{tmp_path}/state"
 
         [ip]
         ipv4 = ["{ip}"]
-        ipv6 = ["static:2001:4860:4860::8888"]
+        ipv6 = ["{ip6}"]
+    """) + textwrap.dedent(provider) + "\n" + textwrap.dedent(records))
 
-        [providers.ali]
-        type = "alidns"
-        access_key_id = "{ALI_ID}"
-        access_key_secret = "{ALI_SECRET}"
-        endpoint = "{fake.url}"
-        ca_file = "{ca_file}"
-        timeout = 3
-        {extra}
-    """ + textwrap.dedent(records))
+
+def record_toml(provider: str, name: str = "home.example.com") -> str:
+    return f'\n[[records]]\nname = "{name}"\nprovider = "{provider}"\n'
+
+
+def json_results(proc: subprocess.CompletedProcess) -> list:
+    """The result objects an ``update --json`` printed."""
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+
+
+def alidns_config(tmp_path, fake, ca_file: str, *, ip: str = "static:8.8.8.8", extra: str = "",
+                  records: Optional[str] = None) -> str:
+    if "[clock]" not in extra:
+        # The default clock would ask public NTP servers: tests stay on the loopback.
+        extra += '\n[clock]\nmode = "system"\nntp_servers = ["127.0.0.1:9"]\n'
+    return provider_config(tmp_path, f"""
+[providers.ali]
+type = "alidns"
+access_key_id = "{ALI_ID}"
+access_key_secret = "{ALI_SECRET}"
+endpoint = "{fake.url}"
+ca_file = "{ca_file}"
+timeout = 3
+{textwrap.dedent(extra)}
+""", records if records is not None else record_toml("ali"), ip=ip)
 
 
 def run_cli(*args: str, env: Optional[Dict[str, str]] = None, timeout: float = 60,

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from edgeddns.providers.alidns import sign, string_to_sign
 from tests.conftest import ALI_SECRET, alidns_config, run_cli
+from tests.conftest import json_results as results
 from tests.fakes.alidns import expected_signature
 
 # The worked example of Alibaba Cloud's RPC signature documentation
@@ -41,8 +40,6 @@ def test_percent_encoding_edges_agree_with_fake():
     assert "a%2520b%252Ac~d%252F%25C3%25A9%252B%253D%2526" in string_to_sign("POST", params)
 
 
-def results(proc):
-    return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
 
 
 def test_create_then_unchanged_then_update(tmp_path, alidns, ca_file):

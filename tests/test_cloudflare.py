@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import textwrap
 
 import pytest
 
 from edgeddns.providers.cloudflare import AuthError, NotFoundError, RateLimitedError, map_error
-from tests.conftest import run_cli, write_config
+from tests.conftest import json_results as results
+from tests.conftest import provider_config, record_toml, run_cli
 from tests.fakes.cloudflare import FakeCloudflare
 from tests.fakes.server import FakeServer, Reply
 
@@ -26,32 +26,17 @@ def cf(server_context):
 
 
 def cf_config(tmp_path, fake, ca_file, *, ip="static:8.8.8.8", records=None, extra="", token=TOKEN):
-    records = records if records is not None else """
-        [[records]]
-        name = "home.example.com"
-        provider = "cf"
-    """
-    return write_config(tmp_path, f"""
-        [agent]
-        node_id = "test"
-        state_dir = "{tmp_path}/state"
-
-        [ip]
-        ipv4 = ["{ip}"]
-        ipv6 = ["static:2001:4860:4860::8888"]
-
-        [providers.cf]
-        type = "cloudflare"
-        api_token = "{token}"
-        endpoint = "{fake.url}"
-        ca_file = "{ca_file}"
-        timeout = 3
-        {extra}
-    """ + textwrap.dedent(records))
+    return provider_config(tmp_path, f"""
+[providers.cf]
+type = "cloudflare"
+api_token = "{token}"
+endpoint = "{fake.url}"
+ca_file = "{ca_file}"
+timeout = 3
+{textwrap.dedent(extra)}
+""", records if records is not None else record_toml("cf"), ip=ip)
 
 
-def results(proc):
-    return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
 
 
 def update(cfg, *args):

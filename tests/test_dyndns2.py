@@ -10,7 +10,7 @@ import time
 import pytest
 
 from edgeddns.providers.dyndns2 import ANSWERS, HOLD_FILE
-from tests.conftest import run_cli, write_config
+from tests.conftest import json_results, provider_config, record_toml, run_cli, write_config
 from tests.fakes.dyndns2 import FakeDuckDNS, FakeDyndns2
 from tests.fakes.server import FakeServer, Reply
 
@@ -39,36 +39,23 @@ def duck(server_context):
 
 def dyn_config(tmp_path, fake, ca_file, *, ip="static:8.8.8.8", preset="noip", password=PASSWORD,
                extra="", records=None):
-    records = records if records is not None else """
-        [[records]]
-        name = "home.example.com"
-        provider = "dyn"
-    """
-    return write_config(tmp_path, f"""
-        [agent]
-        node_id = "test"
-        state_dir = "{tmp_path}/state"
-
-        [ip]
-        ipv4 = ["{ip}"]
-        ipv6 = ["static:2001:4860:4860::8888"]
-
-        [providers.dyn]
-        type = "dyndns2"
-        preset = "{preset}"
-        username = "{USER}"
-        password = "{password}"
-        endpoint = "{fake.url}"
-        ca_file = "{ca_file}"
-        timeout = 3
-        {extra}
-    """ + textwrap.dedent(records))
+    return provider_config(tmp_path, f"""
+[providers.dyn]
+type = "dyndns2"
+preset = "{preset}"
+username = "{USER}"
+password = "{password}"
+endpoint = "{fake.url}"
+ca_file = "{ca_file}"
+timeout = 3
+{textwrap.dedent(extra)}
+""", records if records is not None else record_toml("dyn"), ip=ip)
 
 
 def update(cfg, *args):
     p = run_cli("update", "-c", cfg, "--json", *args)
     assert "Traceback" not in p.stderr, p.stderr
-    return p, [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
+    return p, json_results(p)
 
 
 def holds(tmp_path):

@@ -15,11 +15,8 @@ import time
 import pytest
 
 from tests.conftest import ALI_SECRET, ROOT, alidns_config, run_cli, write_config
+from tests.conftest import json_results as results
 from tests.fakes.server import Reply
-
-
-def results(proc):
-    return [json.loads(x) for x in proc.stdout.splitlines() if x.startswith("{")]
 
 
 def test_500_then_success_is_retried(tmp_path, alidns, ca_file):

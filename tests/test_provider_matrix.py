@@ -7,11 +7,9 @@ create an AAAA record. Entries come from tests/fakes/matrix.py.
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from tests.conftest import run_cli, write_config
+from tests.conftest import json_results, run_cli, write_config
 from tests.fakes.matrix import ENTRIES
 
 V4_A, V4_B, V4_SEED, V6 = "8.8.8.8", "1.1.1.1", "9.9.9.9", "2001:4860:4860::8888"
@@ -42,7 +40,7 @@ def _record(name: str, rtype: str = "A", ip: str = "") -> str:
 def _update(cfg: str, record: str):
     p = run_cli("update", "-c", cfg, "--json", "--record", record)
     assert "Traceback" not in p.stderr, p.stderr
-    results = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
+    results = json_results(p)
     assert len(results) == 1, p.stdout + p.stderr
     return results[0]
 

@@ -7,17 +7,13 @@ judges timestamps by its own clock.
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
 
+from tests.conftest import json_results as results
 from tests.conftest import run_cli
 from tests.fakes.fixtures import signed_config
-
-
-def results(proc):
-    return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
 
 
 def one(proc):

@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl
 import pytest
 
 from edgeddns.providers.webhook import fill, render_form, render_json, render_url
-from tests.conftest import run_cli, write_config
+from tests.conftest import json_results, run_cli, write_config
 from tests.fakes.server import FakeServer, Reply
 from tests.fakes.webhook import FakeWebhook
 
@@ -55,7 +55,7 @@ def hook_config(tmp_path, fake, ca_file, body: str, *, ip="static:8.8.8.8", name
 def update(cfg, *args, token=TOKEN):
     p = run_cli("update", "-c", cfg, "--json", *args, env={"HOOK_TOKEN": token})
     assert "Traceback" not in p.stderr, p.stderr
-    return p, [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
+    return p, json_results(p)
 
 
 # -- rendering, in process ----------------------------------------------------------
