@@ -37,8 +37,6 @@ timeout = 3
 """, records if records is not None else record_toml("cf"), ip=ip)
 
 
-
-
 def update(cfg, *args):
     p = run_cli("update", "-c", cfg, "--json", *args)
     assert "Traceback" not in p.stderr, p.stderr

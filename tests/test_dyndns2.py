@@ -58,8 +58,12 @@ def update(cfg, *args):
     return p, json_results(p)
 
 
+def hold_path(tmp_path) -> str:
+    return os.path.join(str(tmp_path), "state", HOLD_FILE)
+
+
 def holds(tmp_path):
-    with open(os.path.join(str(tmp_path), "state", HOLD_FILE)) as f:
+    with open(hold_path(tmp_path)) as f:
         return json.load(f)["holds"]
 
 
@@ -78,7 +82,7 @@ def test_good_then_no_request_then_update(tmp_path, dyn, ca_file):
 
     _, (r,) = update(dyn_config(tmp_path, dyn, ca_file, ip="static:1.1.1.1"))
     assert r["status"] == "updated" and dyn.values("home.example.com", "A") == ["1.1.1.1"]
-    assert not os.path.exists(os.path.join(str(tmp_path), "state", HOLD_FILE))
+    assert not os.path.exists(hold_path(tmp_path))
 
 
 def test_nochg_is_unchanged(tmp_path, dyn, ca_file):
@@ -142,7 +146,7 @@ def test_911_hold_expires_after_30_minutes(tmp_path, dyn, ca_file):
     dyn.answers = ["911"]
     cfg = dyn_config(tmp_path, dyn, ca_file)
     update(cfg)
-    path = os.path.join(str(tmp_path), "state", HOLD_FILE)
+    path = hold_path(tmp_path)
     with open(path) as f:
         data = json.load(f)
     (h,) = data["holds"].values()
@@ -273,7 +277,7 @@ def test_911_hold_never_grows_when_the_clock_went_back(tmp_path, dyn, ca_file):
     dyn.answers = ["911"]
     cfg = dyn_config(tmp_path, dyn, ca_file)
     update(cfg)
-    path = os.path.join(str(tmp_path), "state", HOLD_FILE)
+    path = hold_path(tmp_path)
     with open(path) as f:
         data = json.load(f)
     (h,) = data["holds"].values()
