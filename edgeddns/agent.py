@@ -19,11 +19,11 @@ import random
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
 from edgeddns import __version__
-from edgeddns.result import FAILED, Result, iso
+from edgeddns.events import Event, Publisher, Source
+from edgeddns.result import FAILED, Result, format_line, iso
 
 if TYPE_CHECKING:
     from edgeddns.clock import Clock
@@ -36,42 +36,12 @@ SETTLE = 0.005  # seconds to wait for the rest of one burst (netlink sends a cha
 RETRY_FIRST, RETRY_MAX = 30.0, 1800.0  # back-off for records that failed
 
 
-@dataclass
-class Event:
-    """A reason to check records: who asked, which records, what they know."""
-
-    trigger: str  # mqtt, hotplug, netlink, poll, startup, retry, cli, ntp
-    records: Optional[List[str]] = None  # None = all
-    force: bool = False
-    id: Optional[str] = None
-    addresses: Dict[int, str] = field(default_factory=dict)  # family -> address (already vetted)
-    iface: Optional[str] = None
-    done: Optional[Callable[[List[Result]], None]] = None  # called on the worker thread
-    settle: bool = True  # False for an explicit "update now": no burst to wait for
-
-
-class Publisher(Protocol):
-    def publish_result(self, result: Result) -> None: ...
-
-    def publish_state(self, state: Dict[str, Any]) -> None: ...
-
-
-class Source(Protocol):
-    """Something that produces events or publishes; started and stopped with the agent."""
-
-    def start(self, agent: "Agent") -> None: ...
-
-    def stop(self) -> None: ...
-
-
 class LogPublisher:
     """Every result as one log line: what a user without MQTT watches."""
 
     def publish_result(self, result: Result) -> None:
-        from edgeddns.cli import format_result
-
         level = logging.WARNING if result.status == FAILED else logging.INFO
-        log.log(level, "%s [%s]", format_result(result.as_dict()), result.trigger)
+        log.log(level, "%s [%s]", format_line(result.as_dict()), result.trigger)
 
     def publish_state(self, state: Dict[str, Any]) -> None:
         pass
@@ -337,7 +307,7 @@ def attach_sources(agent: Agent, config: "Config") -> None:
 
 
 def cmd_run(args) -> int:
-    from edgeddns.cli import load_config, setup_logging
+    from edgeddns.bootstrap import load_config, setup_logging
     from edgeddns.config import load
 
     cfg = load_config(args)

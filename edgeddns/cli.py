@@ -10,34 +10,20 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import sys
-from typing import TYPE_CHECKING, List, Optional
+from typing import List, Optional
 
 from edgeddns import __version__
-
-if TYPE_CHECKING:
-    from edgeddns.config import Config
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from edgeddns.bootstrap import EXIT_FAILED, EXIT_OK, EXIT_USAGE, load_config
 
 COMMANDS = {
-    "update": "edgeddns.cli:cmd_update",
+    "update": "edgeddns.oneshot:cmd_update",
     "check-config": "edgeddns.cli:cmd_check_config",
     "run": "edgeddns.agent:cmd_run",
     "clock": "edgeddns.timesync:cmd_clock",
     "trigger": "edgeddns.control:cmd_trigger",
     "status": "edgeddns.control:cmd_status",
 }
-
-
-def default_config_path() -> str:
-    env = os.environ.get("EDGEDDNS_CONFIG")
-    if env:
-        return env
-    if os.path.exists("config.toml"):
-        return "config.toml"
-    return "/etc/edgeddns/config.toml"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -71,84 +57,6 @@ def parser() -> argparse.ArgumentParser:
     s = add("status", "ask the running agent for its state")
     s.add_argument("--json", action="store_true")
     return p
-
-
-def load_config(args: argparse.Namespace) -> Config:
-    """Load the config or exit 2 with one line naming the file and key."""
-    from edgeddns.config import load
-    from edgeddns.errors import ConfigError
-
-    path = args.config or default_config_path()
-    try:
-        cfg = load(path)
-    except ConfigError as e:
-        print(f"edgeddns: {e.message}", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE) from None
-    for w in cfg.warnings:
-        print(f"edgeddns: warning: {w}", file=sys.stderr)
-    return cfg
-
-
-def setup_logging(args: argparse.Namespace, cfg: Config):
-    from edgeddns import log
-
-    level = "debug" if args.verbose else cfg.agent.log_level
-    return log.setup(level, (s.reveal() for s in cfg.secrets))
-
-
-def format_result(d: dict) -> str:
-    line = f"{d['status']:<12} {d['record']} {d['type']}"
-    if d.get("ip"):
-        line += f" {d['ip']}"
-    if d.get("previous_ip") and d["previous_ip"] != d.get("ip"):
-        line += f" (was {d['previous_ip']})"
-    line += f" via {d['provider']}"
-    if d.get("error"):
-        line += f": [{d['error']['code']}] {d['error']['message']}"
-    clock = d.get("clock") or {}
-    if clock.get("source", "system") != "system":
-        line += f" [clock {clock['source']} {clock['offset']:+.3f}s]"
-    return line
-
-
-def cmd_update(args: argparse.Namespace) -> int:
-    from edgeddns.clock import build_clock
-    from edgeddns.engine import Engine, UpdateRequest, summarize
-    from edgeddns.state import StateStore
-
-    cfg = load_config(args)
-    log = setup_logging(args, cfg)
-    names = args.record
-    if names:
-        unknown = [n for n in names if not cfg.record(n)]
-        if unknown:
-            print(f"edgeddns: unknown record {unknown[0]!r} (configured: "
-                  f"{', '.join(sorted({r.name for r in cfg.records})) or 'none'})", file=sys.stderr)
-            return EXIT_USAGE
-    state = StateStore.open(cfg.agent.state_dir)
-    if state.error:
-        log.warning(state.error)
-    clock = build_clock(cfg.clock, cfg.agent.state_dir)
-    engine = Engine(cfg, clock, state)
-    try:
-        # ``trigger --fallback-update`` runs this on the agent's behalf and says so in the results.
-        results = engine.run(UpdateRequest(records=names, force=args.force, dry_run=args.dry_run,
-                                           trigger=getattr(args, "trigger", "cli")))
-    finally:
-        engine.close()
-    secrets = [s.reveal() for s in cfg.secrets]
-    for r in results:
-        d = r.as_dict()
-        text = json.dumps(d, sort_keys=False) if args.json else format_result(d)
-        for s in secrets:  # results never hold secrets; this makes sure of it
-            if s and len(s) >= 4:
-                text = text.replace(s, "***")
-        print(text, flush=True)
-    if state.error:
-        log.warning(state.error)
-    if not results:
-        log.warning("no records configured")
-    return summarize(results)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

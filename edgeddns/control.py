@@ -266,7 +266,7 @@ class ControlServer:
         return _error("bad_request", f"unknown op {op!r} (use trigger or status)")
 
     def _trigger(self, req: Dict[str, Any]) -> Dict[str, Any]:
-        from edgeddns.agent import Event
+        from edgeddns.events import Event
 
         fields: Dict[str, Optional[str]] = {}
         for name in ("iface", "action", "device"):
@@ -476,13 +476,13 @@ def _resolve_state_dir(config_path: str, sd: object) -> str:
 
 
 def _config_path(args: "argparse.Namespace") -> str:
-    from edgeddns.cli import default_config_path
+    from edgeddns.bootstrap import default_config_path
 
     return args.config or default_config_path()
 
 
 def cmd_trigger(args: "argparse.Namespace") -> int:
-    from edgeddns.cli import EXIT_FAILED, EXIT_USAGE
+    from edgeddns.bootstrap import EXIT_FAILED, EXIT_USAGE
 
     path = _config_path(args)
     try:
@@ -515,14 +515,15 @@ def _fallback_update(args: "argparse.Namespace") -> int:
     """No agent: do what it would have done, once, in this process."""
     import argparse as ap
 
-    from edgeddns.cli import cmd_update
+    from edgeddns.oneshot import cmd_update
 
     return cmd_update(ap.Namespace(config=args.config, verbose=args.verbose, record=None, force=False,
                                    dry_run=False, json=False, trigger="hotplug"))
 
 
 def cmd_status(args: "argparse.Namespace") -> int:
-    from edgeddns.cli import EXIT_FAILED, EXIT_USAGE, format_result
+    from edgeddns.bootstrap import EXIT_FAILED, EXIT_USAGE
+    from edgeddns.result import format_line as format_result
 
     path = _config_path(args)
     try:

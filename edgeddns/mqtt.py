@@ -405,7 +405,7 @@ class MqttBridge:
         return json.dumps({"probe": self._probe}).encode()
 
     def _dispatch(self, cmd: Command, reply_to: Optional[str], corr: Optional[bytes]) -> None:
-        from edgeddns.agent import Event
+        from edgeddns.events import Event
 
         agent = self.agent
         assert agent is not None

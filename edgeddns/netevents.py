@@ -114,7 +114,7 @@ class NetlinkSource:
 
     def _on_ready(self) -> bool:
         """One datagram from the kernel; False stops listening."""
-        from edgeddns.agent import Event
+        from edgeddns.events import Event
 
         assert self._sock is not None and self._agent is not None
         try:

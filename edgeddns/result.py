@@ -57,3 +57,18 @@ class Result:
         }
         d.update(self.extra)
         return d
+
+
+def format_line(d: dict) -> str:
+    line = f"{d['status']:<12} {d['record']} {d['type']}"
+    if d.get("ip"):
+        line += f" {d['ip']}"
+    if d.get("previous_ip") and d["previous_ip"] != d.get("ip"):
+        line += f" (was {d['previous_ip']})"
+    line += f" via {d['provider']}"
+    if d.get("error"):
+        line += f": [{d['error']['code']}] {d['error']['message']}"
+    clock = d.get("clock") or {}
+    if clock.get("source", "system") != "system":
+        line += f" [clock {clock['source']} {clock['offset']:+.3f}s]"
+    return line

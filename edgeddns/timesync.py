@@ -351,7 +351,7 @@ class CorrectedClock(Clock):
 
 def cmd_clock(args: argparse.Namespace) -> int:
     """Show the evidence of sync, every server's answer, and the time the agent would use."""
-    from edgeddns.cli import load_config
+    from edgeddns.bootstrap import load_config
 
     cfg = load_config(args)
     cc = cfg.clock

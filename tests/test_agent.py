@@ -10,9 +10,10 @@ import sys
 import threading
 import time
 
-from edgeddns.agent import Agent, Event
+from edgeddns.agent import Agent
 from edgeddns.clock import SystemClock
 from edgeddns.config import load
+from edgeddns.events import Event
 from edgeddns.result import Result
 from tests.conftest import ROOT, write_config
 

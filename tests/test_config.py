@@ -6,8 +6,9 @@ import os
 
 import pytest
 
-from edgeddns.config import Secret, dump, load
+from edgeddns.config import dump, load
 from edgeddns.errors import ConfigError
+from edgeddns.options import Secret
 from tests.conftest import run_cli, write_config
 
 BASE = """

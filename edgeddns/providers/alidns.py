@@ -23,7 +23,6 @@ import uuid
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import quote
 
-from edgeddns.config import Opt, Secret
 from edgeddns.errors import (
     AuthError,
     ClockSkewError,
@@ -31,6 +30,7 @@ from edgeddns.errors import (
     ProviderError,
     RateLimitedError,
 )
+from edgeddns.options import Opt, Secret
 from edgeddns.providers._signed import host_header
 from edgeddns.providers.base import Provider, RemoteRecord, split_name
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
-from edgeddns.config import Opt
+from edgeddns.options import Opt
 
 if TYPE_CHECKING:
     from edgeddns.clock import Clock

@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 from urllib.parse import urlsplit
 
-from edgeddns.config import Opt, Secret
 from edgeddns.errors import AuthError, NotFoundError, ProviderError, RateLimitedError
+from edgeddns.options import Opt, Secret
 from edgeddns.providers.base import Provider, RemoteRecord
 
 if TYPE_CHECKING:

@@ -19,7 +19,6 @@ import time
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
-from edgeddns.config import Opt, Secret
 from edgeddns.errors import (
     AuthError,
     ClockSkewError,
@@ -27,6 +26,7 @@ from edgeddns.errors import (
     ProviderError,
     RateLimitedError,
 )
+from edgeddns.options import Opt, Secret
 from edgeddns.providers._signed import hmac_sha256, host_header, longest_zone, sha256_hex
 from edgeddns.providers.base import Provider, RemoteRecord, split_name
 

@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, Type
 from urllib.parse import urlsplit
 
 from edgeddns import __version__
-from edgeddns.config import Opt, Secret
 from edgeddns.errors import AuthError, NotFoundError, ProviderError, RateLimitedError
+from edgeddns.fileio import write_atomic
+from edgeddns.options import Opt, Secret
 from edgeddns.providers.base import Provider
-from edgeddns.state import write_atomic
 
 if TYPE_CHECKING:
     from edgeddns.config import ProviderConfig, RecordConfig

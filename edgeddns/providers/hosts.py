@@ -13,10 +13,10 @@ import shlex
 import subprocess
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
-from edgeddns.config import Opt
 from edgeddns.errors import ProviderError
+from edgeddns.fileio import write_atomic
+from edgeddns.options import Opt
 from edgeddns.providers.base import Provider, RemoteRecord
-from edgeddns.state import write_atomic
 
 if TYPE_CHECKING:
     from edgeddns.config import ProviderConfig, RecordConfig

@@ -19,7 +19,6 @@ import time
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
 from urllib.parse import quote, urlsplit
 
-from edgeddns.config import Opt, Secret
 from edgeddns.errors import (
     AuthError,
     ClockSkewError,
@@ -27,6 +26,7 @@ from edgeddns.errors import (
     ProviderError,
     RateLimitedError,
 )
+from edgeddns.options import Opt, Secret
 from edgeddns.providers._signed import (
     canonical_query,
     hmac_sha256,

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import quote, urlsplit
 from xml.sax.saxutils import escape
 
-from edgeddns.config import Opt, Secret
 from edgeddns.errors import (
     AuthError,
     ClockSkewError,
@@ -26,6 +25,7 @@ from edgeddns.errors import (
     ProviderError,
     RateLimitedError,
 )
+from edgeddns.options import Opt, Secret
 from edgeddns.providers._signed import (
     canonical_query,
     hmac_sha256,

@@ -27,8 +27,8 @@ import re
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
-from edgeddns.config import Opt, Secret
 from edgeddns.errors import AuthError, ProviderError, RateLimitedError
+from edgeddns.options import Opt, Secret
 from edgeddns.providers.base import Provider
 
 if TYPE_CHECKING:

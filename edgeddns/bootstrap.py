@@ -1,0 +1,49 @@
+"""What every command does first: find and load the config, set up logging.
+
+Kept apart from :mod:`edgeddns.cli` so the agent and the one-shot commands can
+use it without importing the command-line parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edgeddns.config import Config
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def default_config_path() -> str:
+    env = os.environ.get("EDGEDDNS_CONFIG")
+    if env:
+        return env
+    if os.path.exists("config.toml"):
+        return "config.toml"
+    return "/etc/edgeddns/config.toml"
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    """Load the config or exit 2 with one line naming the file and key."""
+    from edgeddns.config import load
+    from edgeddns.errors import ConfigError
+
+    path = args.config or default_config_path()
+    try:
+        cfg = load(path)
+    except ConfigError as e:
+        print(f"edgeddns: {e.message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
+    for w in cfg.warnings:
+        print(f"edgeddns: warning: {w}", file=sys.stderr)
+    return cfg
+
+
+def setup_logging(args: argparse.Namespace, cfg: Config):
+    from edgeddns import log
+
+    level = "debug" if args.verbose else cfg.agent.log_level
+    return log.setup(level, (s.reveal() for s in cfg.secrets))

@@ -1,0 +1,42 @@
+"""What flows from event sources to the agent: :class:`Event`, and the small
+protocols sources and publishers implement.
+
+A leaf module: sources (MQTT, the control socket, netlink, ubus) import this,
+never the agent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Protocol
+
+if TYPE_CHECKING:
+    from edgeddns.result import Result
+
+
+@dataclass
+class Event:
+    """A reason to check records: who asked, which records, what they know."""
+
+    trigger: str  # mqtt, hotplug, netlink, poll, startup, retry, cli, ntp
+    records: Optional[List[str]] = None  # None = all
+    force: bool = False
+    id: Optional[str] = None
+    addresses: Dict[int, str] = field(default_factory=dict)  # family -> address (already vetted)
+    iface: Optional[str] = None
+    done: Optional[Callable[[List[Result]], None]] = None  # called on the worker thread
+    settle: bool = True  # False for an explicit "update now": no burst to wait for
+
+
+class Publisher(Protocol):
+    def publish_result(self, result: Result) -> None: ...
+
+    def publish_state(self, state: Dict[str, Any]) -> None: ...
+
+
+class Source(Protocol):
+    """Something that produces events or publishes; started and stopped with the agent."""
+
+    def start(self, agent: Any) -> None: ...
+
+    def stop(self) -> None: ...
