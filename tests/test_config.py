@@ -142,3 +142,27 @@ def test_every_error_code_is_documented_and_no_other():
     with open(os.path.join(ROOT, "docs", "errors.md")) as f:
         documented = set(re.findall(r"^\| `([a-z_]+)` \|", f.read(), re.M))
     assert documented == set(ERROR_CODES)
+
+
+
+def _imports_after(code: str) -> str:
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "PYTHONPATH": root})
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+def test_config_and_provider_registry_are_not_a_circle():
+    """Providers use only the option types; the config package imports the registry only to load."""
+    from edgeddns.providers import PROVIDERS
+
+    mods = sorted(t.partition(":")[0] for t in PROVIDERS.values())
+    code = ("import importlib, sys\n"
+            f"for m in {mods!r}: importlib.import_module(m)\n"
+            "print('edgeddns.config' in sys.modules)")
+    assert _imports_after(code) == "False"
+    assert _imports_after("import sys, edgeddns.config; print('edgeddns.providers' in sys.modules)") == "False"

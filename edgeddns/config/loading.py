@@ -1,0 +1,137 @@
+"""Read ``config.toml`` and build a :class:`Config`: the providers and records tables.
+
+The provider registry is imported here (and only here), never by the model,
+so providers can name the config types without a circle.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from typing import Any, Dict, List, Optional
+
+from edgeddns.config.model import Config, ProviderConfig, RecordConfig, config_sources
+from edgeddns.config.mqtt_section import mqtt_section
+from edgeddns.config.reader import Reader
+from edgeddns.config.sections import agent_section, clock_section, ip_section, sources, valid_hostname
+from edgeddns.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib as _toml
+else:  # pragma: no cover - exercised on old interpreters only
+    import tomli as _toml
+
+
+def load(path: str, environ: Optional[Dict[str, str]] = None) -> Config:
+    """Read and validate ``path``; raise :class:`ConfigError` on any problem."""
+    rd = Reader(path, environ)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise ConfigError(path, "", f"cannot read: {e.strerror}") from None
+    try:
+        data = _toml.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(path, "", "not UTF-8 text") from None
+    except _toml.TOMLDecodeError as e:
+        raise ConfigError(path, "", f"invalid TOML: {e}") from None
+    return build(rd, data, path)
+
+
+def build(rd: Reader, data: Dict[str, Any], path: str) -> Config:
+    rd.only(data, "", {"agent", "ip", "clock", "providers", "records", "mqtt"})
+    agent = agent_section(rd, data)
+    ip = ip_section(rd, data)
+    clock = clock_section(rd, data)
+    mqtt = mqtt_section(rd, data) if "mqtt" in data else None
+    providers = _providers(rd, data)
+    records = _records(rd, data, providers, ip)
+    cfg = Config(path=path, agent=agent, ip=ip, clock=clock, providers=providers, records=records,
+                 mqtt=mqtt, secrets=rd.secrets)
+    if rd.inline_secrets:
+        try:
+            mode_bits = os.stat(path).st_mode
+        except OSError:
+            mode_bits = 0
+        if mode_bits & (stat.S_IRGRP | stat.S_IROTH):
+            cfg.warnings.append(f"{path}: holds inline secrets but is readable by other users "
+                                f"(chmod 600 {path}, or use env:VAR or *_file)")
+    return cfg
+
+
+def _providers(rd: Reader, data: Dict[str, Any]) -> Dict[str, ProviderConfig]:
+    from edgeddns.providers import provider_class
+
+    ptab = rd.table(data.get("providers"), "providers")
+    providers: Dict[str, ProviderConfig] = {}
+    for name, p in ptab.items():
+        key = f"providers.{name}"
+        p = rd.table(p, key)
+        ptype = rd.get(p, key, "type", str, required=True)
+        try:
+            cls = provider_class(ptype)
+        except KeyError as e:
+            raise rd.fail(f"{key}.type", str(e.args[0])) from None
+        opts = rd.options(p, key, cls.OPTIONS, ("type", "endpoint", "ca_file", "timeout"))
+        endpoint = rd.get(p, key, "endpoint", str)
+        if endpoint is not None and not endpoint.startswith(("http://", "https://")):
+            raise rd.fail(f"{key}.endpoint", "must be an http:// or https:// URL")
+        ca_file = rd.existing_file(p, key, "ca_file")
+        ptimeout = rd.get(p, key, "timeout", float, 10.0)
+        if not 0 < ptimeout <= 120:
+            raise rd.fail(f"{key}.timeout", "must be between 0 and 120 seconds")
+        cfg = ProviderConfig(name=name, type=ptype, options=opts, endpoint=endpoint,
+                             ca_file=ca_file, timeout=ptimeout)
+        problem = cls.check_config(cfg, rd.resolve_path)
+        if problem:
+            raise rd.fail(problem[0] and f"{key}.{problem[0]}" or key, problem[1])
+        providers[name] = cfg
+    return providers
+
+
+def _records(rd: Reader, data: Dict[str, Any], providers: Dict[str, ProviderConfig], ip: Any) -> List[RecordConfig]:
+    from edgeddns.providers import provider_class
+
+    rlist = data.get("records", [])
+    if not isinstance(rlist, list):
+        raise rd.fail("records", "must be an array of tables ([[records]])")
+    records: List[RecordConfig] = []
+    seen = set()
+    for n, r in enumerate(rlist):
+        key = f"records[{n}]"
+        r = rd.table(r, key)
+        pname = rd.get(r, key, "provider", str, required=True)
+        if pname not in providers:
+            defined = ", ".join(providers) or "none"
+            raise rd.fail(f"{key}.provider", f'unknown provider "{pname}" (defined: {defined})')
+        cls = provider_class(providers[pname].type)
+        rname = rd.get(r, key, "name", str, required=True).rstrip(".").lower()
+        problem = valid_hostname(rname)
+        if problem:
+            raise rd.fail(f"{key}.name", problem)
+        rtype = rd.get(r, key, "type", str, "A").upper()
+        if rtype not in ("A", "AAAA"):
+            raise rd.fail(f"{key}.type", f'must be "A" or "AAAA", not "{rtype}"')
+        zone = rd.get(r, key, "zone", str)
+        if zone is not None:
+            zone = zone.rstrip(".").lower()
+            if not (rname == zone or rname.endswith("." + zone)) or valid_hostname(zone):
+                raise rd.fail(f"{key}.zone", f'"{zone}" is not a suffix of "{rname}"')
+        ttl = rd.get(r, key, "ttl", int)
+        if ttl is not None and not 1 <= ttl <= 86400 * 7:
+            raise rd.fail(f"{key}.ttl", "must be between 1 and 604800 seconds")
+        ropts = rd.options(r, key, cls.RECORD_OPTIONS,
+                           ("name", "type", "provider", "zone", "ttl", "ip", "allow_private"))
+        rec = RecordConfig(name=rname, type=rtype, provider=pname, zone=zone, ttl=ttl,
+                           ip=sources(rd, r, key, "ip"),
+                           allow_private=rd.get(r, key, "allow_private", bool, False), options=ropts)
+        if rec.key in seen:
+            raise rd.fail(f"{key}.name", f"{rname} {rtype} is listed twice")
+        seen.add(rec.key)
+        if not config_sources(ip, rec):
+            fam = "ipv4" if rec.family == 4 else "ipv6"
+            raise rd.fail(f"{key}.ip", f"no address source: set [ip] {fam} or this record's ip")
+        records.append(rec)
+    return records

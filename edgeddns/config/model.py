@@ -1,0 +1,119 @@
+"""The typed configuration: plain dataclasses, no loading logic.
+
+A leaf (it imports only :mod:`edgeddns.options`), so providers can name
+:class:`ProviderConfig` and :class:`RecordConfig` without pulling in the loader.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from edgeddns.options import Secret
+
+
+@dataclass
+class AgentConfig:
+    node_id: str
+    state_dir: str
+    poll_interval: float = 0.0  # minutes, 0 = no safety-net poll
+    log_level: str = "info"
+
+
+@dataclass
+class IpConfig:
+    ipv4: List[str] = field(default_factory=list)
+    ipv6: List[str] = field(default_factory=list)
+
+
+DEFAULT_NTP_SERVERS = [
+    "ntp.aliyun.com",
+    "ntp.tencent.com",
+    "time.cloudflare.com",
+    "pool.ntp.org",
+    "time.google.com",
+]
+
+
+@dataclass
+class ClockConfig:
+    mode: str = "auto"  # auto | system | ntp
+    ntp_servers: List[str] = field(default_factory=lambda: list(DEFAULT_NTP_SERVERS))
+    max_age: float = 3600.0  # seconds before the offset is measured again
+    timeout: float = 1.0  # per NTP server
+
+
+@dataclass
+class MqttConfig:
+    host: str
+    port: int = 1883
+    tls: bool = False
+    ca_file: Optional[str] = None
+    username: Optional[str] = None
+    password: Optional[Secret] = None
+    client_id: Optional[str] = None
+    keepalive: int = 60
+    topic_prefix: str = "edgeddns"
+    qos: int = 1
+    accept_ip: bool = False
+    discovery: bool = True
+    discovery_prefix: str = "homeassistant"
+    protocol: str = "auto"  # auto (MQTT 5, falling back to 3.1.1) | 5 | 3.1.1
+    max_payload: int = 4096
+    queue_size: int = 1000
+
+
+@dataclass
+class ProviderConfig:
+    name: str
+    type: str
+    options: Dict[str, Any]
+    endpoint: Optional[str] = None
+    ca_file: Optional[str] = None
+    timeout: float = 10.0
+
+
+@dataclass
+class RecordConfig:
+    name: str
+    type: str  # "A" or "AAAA"
+    provider: str
+    zone: Optional[str] = None
+    ttl: Optional[int] = None
+    ip: Optional[List[str]] = None  # per-record source override
+    allow_private: bool = False
+    options: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def family(self) -> int:
+        return 4 if self.type == "A" else 6
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}/{self.type}"
+
+
+@dataclass
+class Config:
+    path: str
+    agent: AgentConfig
+    ip: IpConfig
+    clock: ClockConfig
+    providers: Dict[str, ProviderConfig]
+    records: List[RecordConfig]
+    mqtt: Optional[MqttConfig] = None
+    secrets: List[Secret] = field(default_factory=list)
+    warnings: List[str] = field(default_factory=list)
+
+    def sources_for(self, record: RecordConfig) -> List[str]:
+        return config_sources(self.ip, record)
+
+    def record(self, name: str, rtype: Optional[str] = None) -> List[RecordConfig]:
+        name = name.rstrip(".").lower()
+        return [r for r in self.records if r.name == name and (rtype is None or r.type == rtype)]
+
+
+def config_sources(ip: IpConfig, rec: RecordConfig) -> List[str]:
+    if rec.ip is not None:
+        return rec.ip
+    return ip.ipv4 if rec.family == 4 else ip.ipv6

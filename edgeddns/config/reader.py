@@ -1,0 +1,141 @@
+"""Typed access to one TOML table, with errors that name the file and key.
+
+:class:`Reader` is what every section parser uses: ``get`` checks a value's
+type, ``only`` refuses unknown keys, ``secret`` resolves inline / ``env:VAR`` /
+``*_file`` credentials, ``options`` applies a provider's option schema.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List, Optional, Tuple
+
+from edgeddns.errors import ConfigError
+from edgeddns.options import Opt, Secret
+
+
+def tname(v: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "an array", dict: "a table"}.get(type(v), type(v).__name__)
+
+
+def kname(k: type) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "an array", dict: "a table"}.get(k, k.__name__)
+
+
+class Reader:
+    def __init__(self, path: str, environ: Optional[Dict[str, str]] = None):
+        self.path = path
+        self.base = os.path.dirname(os.path.abspath(path))
+        self.environ = os.environ if environ is None else environ
+        self.secrets: List[Secret] = []
+        self.inline_secrets = False
+
+    def fail(self, key: str, message: str) -> ConfigError:
+        return ConfigError(self.path, key, message)
+
+    def table(self, data: Any, key: str) -> Dict[str, Any]:
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise self.fail(key, f"must be a table, not {tname(data)}")
+        return data
+
+    def only(self, data: Dict[str, Any], key: str, allowed: Any) -> None:
+        for k in data:
+            if k not in allowed:
+                where = f"{key}.{k}" if key else k
+                raise self.fail(where, f"unknown key (allowed: {', '.join(sorted(allowed))})")
+
+    def get(self, data: Dict[str, Any], key: str, name: str, kind: type, default: Any = None,
+            required: bool = False) -> Any:
+        where = f"{key}.{name}" if key else name
+        if name not in data:
+            if required:
+                raise self.fail(where, "is required")
+            return default
+        value = data[name]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if kind is int and isinstance(value, bool):
+            raise self.fail(where, "must be an integer, not a boolean")
+        if not isinstance(value, kind):
+            raise self.fail(where, f"must be {kname(kind)}, not {tname(value)}")
+        return value
+
+    def resolve_path(self, p: str) -> str:
+        p = os.path.expanduser(p)
+        return p if os.path.isabs(p) else os.path.normpath(os.path.join(self.base, p))
+
+    def secret(self, data: Dict[str, Any], key: str, name: str, required: bool) -> Optional[Secret]:
+        """A secret is inline, ``env:VAR``, or read from ``<name>_file``."""
+        where = f"{key}.{name}"
+        file_key = f"{name}_file"
+        if name in data and file_key in data:
+            raise self.fail(where, f"give either {name} or {file_key}, not both")
+        if file_key in data:
+            fpath = self.get(data, key, file_key, str)
+            full = self.resolve_path(fpath)
+            try:
+                with open(full, encoding="utf-8") as f:
+                    value = f.read().strip()
+            except OSError as e:
+                raise self.fail(f"{key}.{file_key}", f"cannot read {fpath}: {e.strerror}") from None
+            if not value:
+                raise self.fail(f"{key}.{file_key}", f"{fpath} is empty")
+            s = Secret(value, f"file:{fpath}")
+        elif name in data:
+            raw = data[name]
+            if not isinstance(raw, str):
+                raise self.fail(where, f"must be a string, not {tname(raw)}")
+            if raw.startswith("env:"):
+                var = raw[4:]
+                if var not in self.environ or not self.environ[var]:
+                    raise self.fail(where, f"environment variable {var} is not set")
+                s = Secret(self.environ[var], raw)
+            else:
+                if not raw:
+                    raise self.fail(where, "is empty")
+                self.inline_secrets = True
+                s = Secret(raw, "inline")
+        else:
+            if required:
+                raise self.fail(where, f"is required (inline, env:VAR, or {file_key})")
+            return None
+        self.secrets.append(s)
+        return s
+
+    def options(self, data: Dict[str, Any], key: str, schema: Dict[str, Opt],
+                reserved: Tuple[str, ...]) -> Dict[str, Any]:
+        allowed = set(reserved) | set(schema)
+        allowed |= {f"{k}_file" for k, o in schema.items() if o.kind is Secret}
+        self.only(data, key, allowed)
+        out: Dict[str, Any] = {}
+        for name, opt in schema.items():
+            where = f"{key}.{name}"
+            if opt.kind is Secret:
+                out[name] = self.secret(data, key, name, opt.required)
+                continue
+            value = self.get(data, key, name, opt.kind, opt.default, opt.required)
+            if value is None:
+                out[name] = None
+                continue
+            if opt.choices and value not in opt.choices:
+                raise self.fail(where, f"must be one of {', '.join(map(str, opt.choices))}, not {value!r}")
+            if opt.check is not None:
+                problem = opt.check(value)
+                if problem:
+                    raise self.fail(where, problem)
+            out[name] = value
+        return out
+
+    def existing_file(self, data: Dict[str, Any], key: str, name: str) -> Optional[str]:
+        """A path option (``ca_file``) resolved against the config's directory; it must exist."""
+        value = self.get(data, key, name, str)
+        if value is None:
+            return None
+        value = self.resolve_path(value)
+        if not os.path.isfile(value):
+            raise self.fail(f"{key}.{name}", f"no such file: {value}")
+        return value

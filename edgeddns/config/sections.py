@@ -1,0 +1,110 @@
+"""The small top-level tables: ``[agent]``, ``[ip]``, ``[clock]``, and address sources."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, Dict, List, Optional
+
+from edgeddns.config.model import DEFAULT_NTP_SERVERS, AgentConfig, ClockConfig, IpConfig
+from edgeddns.config.reader import Reader, tname
+
+SOURCE_KINDS = ("interface", "url", "cmd", "static", "ubus")
+_LABEL = re.compile(r"^(\*|[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)$")
+
+
+def valid_hostname(name: str) -> Optional[str]:
+    """Return why ``name`` is not a usable DNS name, or None."""
+    if not name or len(name) > 253:
+        return "must be a DNS name of 1 to 253 characters"
+    labels = name.split(".")
+    if len(labels) < 2:
+        return f'"{name}" must be a fully qualified name (e.g. home.example.com)'
+    for i, label in enumerate(labels):
+        if not _LABEL.match(label) or (label == "*" and i != 0):
+            return f'"{name}" is not a valid DNS name (label "{label}")'
+    return None
+
+
+def default_state_dir() -> str:
+    if os.geteuid() == 0:
+        return "/var/lib/edgeddns"
+    base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+    return os.path.join(base, "edgeddns")
+
+
+def _node_id_ok(v: str) -> Optional[str]:
+    if not re.match(r"^[A-Za-z0-9_.-]{1,64}$", v):
+        return "must be 1 to 64 letters, digits, '.', '_' or '-' (it is part of MQTT topics)"
+    return None
+
+
+def _check_source(rd: Reader, key: str, src: Any) -> str:
+    if not isinstance(src, str):
+        raise rd.fail(key, f"must be a string, not {tname(src)}")
+    kind, sep, arg = src.partition(":")
+    if not sep or kind not in SOURCE_KINDS or not arg.strip():
+        raise rd.fail(key, f'"{src}" is not an address source (use one of: '
+                      + ", ".join(f"{k}:..." for k in SOURCE_KINDS) + ")")
+    if kind == "url" and not arg.startswith(("http://", "https://")):
+        raise rd.fail(key, f'"{src}": the URL must start with http:// or https://')
+    return src
+
+
+def sources(rd: Reader, data: Dict[str, Any], key: str, name: str) -> Optional[List[str]]:
+    if name not in data:
+        return None
+    value = data[name]
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise rd.fail(f"{key}.{name}" if key else name,
+                      f"must be an array of sources, not {tname(value)}")
+    return [_check_source(rd, f"{key}.{name}[{i}]" if key else f"{name}[{i}]", s)
+            for i, s in enumerate(value)]
+
+
+def agent_section(rd: Reader, data: Dict[str, Any]) -> AgentConfig:
+    a = rd.table(data.get("agent"), "agent")
+    rd.only(a, "agent", {"node_id", "state_dir", "poll_interval", "log_level"})
+    node_id = rd.get(a, "agent", "node_id", str) or os.uname().nodename.split(".")[0] or "edgeddns"
+    problem = _node_id_ok(node_id)
+    if problem:
+        if "node_id" in a:
+            raise rd.fail("agent.node_id", problem)
+        node_id = re.sub(r"[^A-Za-z0-9_.-]", "-", node_id)[:64]
+    state_dir = rd.get(a, "agent", "state_dir", str)
+    poll = rd.get(a, "agent", "poll_interval", float, 0.0)
+    if poll < 0:
+        raise rd.fail("agent.poll_interval", "must be 0 (off) or a number of minutes")
+    level = rd.get(a, "agent", "log_level", str, "info")
+    if level not in ("debug", "info", "warning", "error"):
+        raise rd.fail("agent.log_level", "must be one of debug, info, warning, error")
+    return AgentConfig(node_id=node_id,
+                       state_dir=rd.resolve_path(state_dir) if state_dir else default_state_dir(),
+                       poll_interval=poll, log_level=level)
+
+
+def ip_section(rd: Reader, data: Dict[str, Any]) -> IpConfig:
+    i = rd.table(data.get("ip"), "ip")
+    rd.only(i, "ip", {"ipv4", "ipv6"})
+    return IpConfig(ipv4=sources(rd, i, "ip", "ipv4") or [], ipv6=sources(rd, i, "ip", "ipv6") or [])
+
+
+def clock_section(rd: Reader, data: Dict[str, Any]) -> ClockConfig:
+    c = rd.table(data.get("clock"), "clock")
+    rd.only(c, "clock", {"mode", "ntp_servers", "max_age", "timeout"})
+    mode = rd.get(c, "clock", "mode", str, "auto")
+    if mode not in ("auto", "system", "ntp"):
+        raise rd.fail("clock.mode", f'must be "auto", "system" or "ntp", not "{mode}"')
+    servers = rd.get(c, "clock", "ntp_servers", list, list(DEFAULT_NTP_SERVERS))
+    for n, s in enumerate(servers):
+        if not isinstance(s, str) or not re.match(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.:-]+)$", s):
+            raise rd.fail(f"clock.ntp_servers[{n}]", "must be \"host\" or \"host:port\"")
+    max_age = rd.get(c, "clock", "max_age", float, 3600.0)
+    timeout = rd.get(c, "clock", "timeout", float, 1.0)
+    if max_age <= 0:
+        raise rd.fail("clock.max_age", "must be a positive number of seconds")
+    if not 0 < timeout <= 30:
+        raise rd.fail("clock.timeout", "must be between 0 and 30 seconds")
+    return ClockConfig(mode=mode, ntp_servers=servers, max_age=max_age, timeout=timeout)
