@@ -20,6 +20,7 @@ PROVIDERS: Dict[str, str] = {
     "cloudflare": "edgeddns.providers.cloudflare:CloudflareProvider",
     "dyndns2": "edgeddns.providers.dyndns2:Dyndns2Provider",
     "webhook": "edgeddns.providers.webhook:WebhookProvider",
+    "rfc2136": "edgeddns.providers.rfc2136:Rfc2136Provider",
 }
 
 

@@ -1,0 +1,263 @@
+"""rfc2136 against real BIND 9 and real Knot on the loopback (tests/dnsservers.py).
+
+The CLI runs as a process for create, unchanged with zero writes, update,
+AAAA, a wrong key, and a device clock three hours off. The SOA serial counts
+writes: both servers raise it on every applied UPDATE.
+"""
+
+from __future__ import annotations
+
+import base64
+import socket
+import struct
+import threading
+import time
+
+import pytest
+
+from edgeddns.clock import SystemClock
+from edgeddns.config import ProviderConfig, RecordConfig
+from edgeddns.errors import AuthError, ClockSkewError, ProviderError
+from edgeddns.options import Secret
+from edgeddns.providers.base import ProviderContext
+from edgeddns.providers.rfc2136 import Rfc2136Provider
+from tests.clockfix import chronyd, faketime, faketime_tools  # noqa: F401
+from tests.conftest import json_results, run_cli, write_config
+from tests.dnsservers import BIG, KEYS, dns_server, provider_toml  # noqa: F401
+
+V4, V4B, V6 = "8.8.8.8", "1.1.1.1", "2001:4860:4860::8888"
+
+
+def config(tmp_path, srv, records: str, *, ip: str = V4, provider: str = "", clock: str = 'mode = "system"',
+           sub: str = "") -> str:
+    d = tmp_path / sub if sub else tmp_path
+    d.mkdir(exist_ok=True)
+    return write_config(d, f"""
+[agent]
+node_id = "t"
+state_dir = "{d}/state"
+
+[clock]
+{clock}
+
+[ip]
+ipv4 = ["static:{ip}"]
+ipv6 = ["static:{V6}"]
+{provider or provider_toml(srv)}
+{records}
+""")
+
+
+def rec(name: str, rtype: str = "A", extra: str = "") -> str:
+    return f'\n[[records]]\nname = "{name}"\ntype = "{rtype}"\nprovider = "p"\n{extra}\n'
+
+
+def update(cfg: str, *args: str, env=None) -> dict:
+    p = run_cli("update", "-c", cfg, "--json", *args, env=env)
+    assert "Traceback" not in p.stderr, p.stderr
+    out = json_results(p)
+    assert len(out) == 1, p.stdout + p.stderr
+    return out[0]
+
+
+def make(srv, key: str = "ddns-key", *, secret=None, clock=None, server=None, zone=None) -> Rfc2136Provider:
+    alg, sec = KEYS[key]
+    pc = ProviderConfig(name="p", type="rfc2136", options={
+        "server": server or srv.server, "zone": zone, "key_name": key, "key_algorithm": alg,
+        "key_secret": Secret(secret or sec, "inline"), "ttl": 300}, endpoint=None, ca_file=None, timeout=2)
+    return Rfc2136Provider(ProviderContext(pc, clock or SystemClock(), http_factory=None))
+
+
+def test_create_unchanged_update_aaaa(dns_server, tmp_path):  # noqa: F811
+    srv = dns_server
+    name = f"flow-{srv.kind}.example.com"
+    records = rec(name)
+    cfg = config(tmp_path, srv, records)
+    s0 = srv.serial()
+
+    r = update(cfg, "--record", name)  # create (the zone is found with an SOA query)
+    assert r["status"] == "updated" and r["error"] is None, r
+    assert srv.values(name) == [V4] and srv.serial() == s0 + 1
+
+    # Already right at the server, whatever the local state says: read, zero writes.
+    r = update(cfg, "--record", name, "--force")
+    assert r["status"] == "unchanged", r
+    assert srv.serial() == s0 + 1
+
+    cfg = config(tmp_path, srv, records, ip=V4B)
+    r = update(cfg, "--record", name)
+    assert r["status"] == "updated" and r["previous_ip"] == V4, r
+    assert srv.values(name) == [V4B] and srv.serial() == s0 + 2
+
+    cfg6 = config(tmp_path, srv, rec(name, "AAAA"), sub="v6")
+    r = update(cfg6)
+    assert r["status"] == "updated" and r["ip"] == V6, r
+    assert srv.values(name, "AAAA") == [V6] and srv.values(name) == [V4B]
+    assert srv.serial() == s0 + 3
+
+
+@pytest.mark.parametrize("key", ["sha512-key", "md5-key"])
+def test_other_algorithms(dns_server, tmp_path, key):  # noqa: F811
+    srv = dns_server
+    name = f"{key}.example.com"
+    cfg = config(tmp_path, srv, rec(name, extra="ttl = 120"), provider=provider_toml(srv, key,
+                                                                                       extra='zone = "example.com"'))
+    r = update(cfg)
+    assert r["status"] == "updated", r
+    assert srv.values(name) == [V4]
+    # The TTL is part of "right": a record with another TTL is rewritten, the same one is not.
+    s = srv.serial()
+    assert make(srv, key).ensure(RecordConfig(name=name, type="A", provider="p", ttl=120), V4) == "unchanged"
+    assert make(srv, key).ensure(RecordConfig(name=name, type="A", provider="p", ttl=60), V4) == "updated"
+    assert srv.serial() == s + 1
+
+
+def test_wrong_key_is_auth_and_writes_nothing(dns_server, tmp_path):  # noqa: F811
+    srv = dns_server
+    s0 = srv.serial()
+    wrong = base64.b64encode(b"not the secret, not at all!!!!!!").decode()
+    cfg = config(tmp_path, srv, rec("wrong.example.com"), provider=provider_toml(srv, secret=wrong))
+    r = update(cfg)
+    assert r["status"] == "failed" and r["error"]["code"] == "auth", r
+    assert "BADSIG" in r["error"]["message"] and wrong not in str(r)
+    cfg = config(tmp_path, srv, rec("wrong.example.com"), provider=provider_toml(srv).replace(
+        'key_name = "ddns-key"', 'key_name = "unknown-key"'), sub="badkey")
+    r = update(cfg)
+    assert r["status"] == "failed" and r["error"]["code"] == "auth" and "BADKEY" in r["error"]["message"], r
+    assert srv.serial() == s0 and srv.values("wrong.example.com") == []
+
+
+def test_tcp_fallback_for_a_large_rrset(dns_server):  # noqa: F811
+    srv = dns_server
+    assert len(srv.values("big.example.com")) == len(BIG)
+    p = make(srv)
+    r = RecordConfig(name="big.example.com", type="A", provider="p")
+    assert p.ensure(r, V4) == "updated"  # the read was truncated over UDP and repeated over TCP
+    assert p.transport["tcp"] == 1
+    assert srv.values("big.example.com") == [V4]  # one UPDATE replaced all 60 values
+
+
+def test_badtime_carries_the_servers_clock(dns_server):  # noqa: F811
+    srv = dns_server
+    s0 = srv.serial()
+    p = make(srv, clock=SystemClock(wall=lambda: time.time() - 3 * 3600), zone="example.com")
+    with pytest.raises(ClockSkewError) as e:
+        p.ensure(RecordConfig(name="late.example.com", type="A", provider="p"), V4)
+    assert e.value.server_time is not None and abs(e.value.server_time - time.time()) < 5
+    assert srv.serial() == s0
+
+
+def test_device_clock_three_hours_off(dns_server, tmp_path, faketime, chronyd):  # noqa: F811
+    srv = dns_server
+    name = f"skew-{srv.kind}.example.com"
+    env = dict(faketime.env("-3h"), EDGEDDNS_IGNORE_SYNC_EVIDENCE="1")
+    s0 = srv.serial()
+    cfg = config(tmp_path, srv, rec(name), sub="system")
+    r = update(cfg, env=env)
+    assert r["status"] == "failed" and r["error"]["code"] == "clock_skew", r
+    assert srv.serial() == s0 and srv.values(name) == []
+
+    cfg = config(tmp_path, srv, rec(name), sub="ntp",
+                 clock=f'mode = "auto"\nntp_servers = ["{chronyd}"]\ntimeout = 0.5')
+    r = update(cfg, env=env)
+    assert r["status"] == "updated", r
+    assert r["clock"]["source"] == f"ntp:{chronyd}" and abs(r["clock"]["offset"] - 3 * 3600) < 2
+    assert srv.values(name) == [V4] and srv.serial() == s0 + 1
+
+
+class Tamper:
+    """A UDP hop in front of the real server that changes its answers."""
+
+    def __init__(self, port: int, change):
+        self.port, self.change = port, change
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.server = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.done.is_set():
+            try:
+                data, client = self.sock.recvfrom(65535)
+            except (socket.timeout, OSError):
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as up:
+                up.settimeout(2)
+                up.sendto(data, ("127.0.0.1", self.port))
+                answer = up.recv(65535)
+            self.sock.sendto(self.change(answer), client)
+
+    def close(self):
+        self.done.set()
+        self.thread.join(2)
+        self.sock.close()
+
+
+def _strip_tsig(answer: bytes) -> bytes:
+    from edgeddns.providers import dnsmsg
+
+    msg = dnsmsg.parse(answer)
+    t = msg.additional[-1]
+    arcount = struct.unpack_from("!H", answer, 10)[0]
+    return answer[:10] + struct.pack("!H", arcount - 1) + answer[12:t.start]
+
+
+def _flip_answer(answer: bytes) -> bytes:
+    from edgeddns.providers import dnsmsg
+
+    msg = dnsmsg.parse(answer)
+    if not msg.answer:
+        return answer
+    off = msg.answer[0].rdata_offset + 3
+    return answer[:off] + bytes([answer[off] ^ 1]) + answer[off + 1:]
+
+
+@pytest.mark.parametrize("change,why", [(_strip_tsig, "not signed"), (_flip_answer, "MAC is wrong")])
+def test_unsigned_or_altered_answers_are_not_believed(dns_server, change, why):  # noqa: F811
+    srv = dns_server
+    # The record already holds V4: a forged "it is already right" must not be believed.
+    make(srv).ensure(RecordConfig(name="fixed.example.com", type="A", provider="p"), "192.0.2.10")
+    hop = Tamper(srv.port, change)
+    try:
+        p = make(srv, server=hop.server, zone="example.com")
+        with pytest.raises(ProviderError) as e:
+            p.ensure(RecordConfig(name="fixed.example.com", type="A", provider="p"), "192.0.2.11")
+        assert why in e.value.message and not isinstance(e.value, AuthError)
+    finally:
+        hop.close()
+    assert srv.values("fixed.example.com") == ["192.0.2.10"]
+
+
+LAZY = r"""
+import sys
+from edgeddns import config
+from edgeddns.clock import SystemClock
+from edgeddns.providers import provider_class
+from edgeddns.providers.base import ProviderContext
+c = config.load(sys.argv[1])
+pc = c.providers["p"]
+p = provider_class(pc.type)(ProviderContext(pc, SystemClock(), http_factory=None))
+print(sorted(m for m in ("hashlib", "hmac", "socket", "requests", "ssl") if m in sys.modules))
+"""
+
+
+def test_loading_and_building_import_no_crypto_or_sockets(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    cfg = config(tmp_path, None, rec("lazy.example.com"), provider=f"""
+[providers.p]
+type = "rfc2136"
+server = "[::1]:5353"
+key_name = "ddns-key"
+key_secret = "{KEYS['ddns-key'][1]}"
+""")
+    out = subprocess.run([sys.executable, "-c", LAZY, cfg], capture_output=True, text=True, cwd=ROOT,
+                         env={"PYTHONPATH": ROOT, "PATH": "/usr/bin:/bin"}, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
