@@ -127,28 +127,32 @@ def _parse(action: str, payload: bytes, config: "Config", retained: bool, max_pa
     for key, family in (("ipv4", 4), ("ipv6", 6)):
         if key not in data or data[key] is None:
             continue
-        problem = _address(data[key], family, accept_ip)
+        problem, address = _address(data[key], family, accept_ip)
         if problem is not None:
             return Rejection(action, problem[0], f"{key}: {problem[1]}", cid)
         if accept_ip:
-            cmd.addresses[family] = str(data[key]).strip()
+            cmd.addresses[family] = address
         else:
             cmd.ignored.append(key)
     return cmd
 
 
-def _address(value: Any, family: int, accept_ip: bool) -> Optional[Tuple[str, str]]:
-    from edgeddns.ipsource import family_of, why_not_public
+def _address(value: Any, family: int, accept_ip: bool) -> Tuple[Optional[Tuple[str, str]], str]:
+    """(problem, canonical address): only the canonical form ever travels on."""
+    from edgeddns.address import canonical
+    from edgeddns.ipsource import why_not_public
 
     if not isinstance(value, str) or len(value) > 64:
-        return "bad_schema", "must be a string"
-    if family_of(value.strip()) != family:
-        return "bad_address", f"not an IPv{family} address"
+        return ("bad_schema", "must be a string"), ""
+    try:
+        address = canonical(value, family)
+    except ValueError as e:
+        return ("bad_address", f"not a plain IPv{family} address: it {e}"), ""
     if accept_ip:
-        problem = why_not_public(value.strip())
+        problem = why_not_public(address)
         if problem:
-            return "not_public", problem
-    return None
+            return ("not_public", problem), ""
+    return None, address
 
 
 class AnswerCache:

@@ -124,6 +124,9 @@ class Engine:
 
         given = req.addresses.get(rec.family)
         if given is not None:
+            from edgeddns.address import checked
+
+            given = checked(given, rec.family)  # commands check it already; results never carry a bad one
             det = Detection(rec.family)
             problem = why_not_public(given)
             if problem and not rec.allow_private:

@@ -105,6 +105,12 @@ class NotPublicError(EdgeError):
     code = "not_public"
 
 
+class BadAddressError(EdgeError):
+    """An address about to be written or sent is not one plain address of the record's family."""
+
+    code = "bad_address"
+
+
 ERROR_CODES = {
     "config": "the configuration is invalid",
     "auth": "the provider refused the credentials or the signature",
@@ -116,6 +122,7 @@ ERROR_CODES = {
     "tls": "the provider's certificate could not be verified",
     "provider": "the provider answered with an error not listed above",
     "no_address": "no address source produced an address (all failed)",
+    "bad_address": "an address about to be published is not one plain address of the record's family (refused)",
     "not_public": "the detected address is private, CGNAT, loopback, link-local or ULA (record skipped)",
     "internal": "a bug in edgeddns: please report it",
 }

@@ -41,7 +41,8 @@ NODES = ["n1", "n2", "n3", "n4", "n5", "k1", "k2", "fb"]
 class Ctl:
     """A controller: an MQTT 5 client that records everything under a few topics."""
 
-    def __init__(self, port: int, topics=("edgeddns/#",), *, session: Optional[str] = None):
+    def __init__(self, port: int, topics=("edgeddns/#",), *, session: Optional[str] = None,
+                 user: str = "ctl", password: str = CTL_PW):
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
         from paho.mqtt.packettypes import PacketTypes
@@ -50,7 +51,7 @@ class Ctl:
         self.msgs: List[Any] = []
         self.cond = threading.Condition()
         self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=session or "", protocol=mqtt.MQTTv5)
-        self.c.username_pw_set("ctl", CTL_PW)
+        self.c.username_pw_set(user, password)
         self.c.reconnect_delay_set(0.2, 0.5)
         self.c.on_message = self._on_message
         self.ready = threading.Event()

@@ -210,6 +210,9 @@ class Dyndns2Provider(Provider):
 
     # -- the request -------------------------------------------------------
     def _request_parts(self, record: RecordConfig, value: str) -> Tuple[Dict[str, str], Dict[str, str]]:
+        from edgeddns.address import checked
+
+        value = checked(value, record.family)  # the query carries exactly one plain address
         headers = {"User-Agent": self.options.get("user_agent") or DEFAULT_USER_AGENT}
         p = self.preset
         if p.shape == "duckdns":

@@ -75,6 +75,10 @@ class HostsProvider(Provider):
         return out
 
     def ensure(self, record: RecordConfig, value: str) -> str:
+        from edgeddns.address import checked
+
+        # A line break in the value would be a line of its own, served by dnsmasq to the whole LAN.
+        value = checked(value, record.family)
         lines = self._read()
         kept, found = [], False
         for line in lines:

@@ -13,7 +13,8 @@ been split into its parts, and each value is escaped for the part it lands in:
 - ``body_format = "form"``: the template is split into ``key=value`` pairs
   first, then each pair is percent-encoded.
 - ``body_format = "text"``: substituted as is (addresses and validated DNS
-  names contain no characters a text body must escape).
+  names contain no characters a text body must escape; the address is
+  checked to be canonical right here, whatever checked it before).
 - headers: as is, and a value with a line break is refused.
 
 Nothing here runs a shell or any process. The secret never appears in an
@@ -166,7 +167,16 @@ class WebhookProvider(Provider):
         return urlsplit(self.options["url"]).hostname or "webhook"
 
     def _values(self, record: RecordConfig, value: str, previous: Optional[str]) -> Dict[str, str]:
-        return {"ip": value, "record": record.name, "type": record.type, "previous_ip": previous or ""}
+        from edgeddns.address import canonical, checked
+
+        # Text bodies are filled in as is: only a canonical address may go there. The previous
+        # address comes from the state file; one that is not plain is left out, not sent.
+        try:
+            previous = canonical(previous, record.family) if previous else ""
+        except ValueError:
+            previous = ""
+        return {"ip": checked(value, record.family), "record": record.name, "type": record.type,
+                "previous_ip": previous}
 
     def build(self, record: RecordConfig, value: str,
               previous: Optional[str] = None) -> Tuple[str, str, Dict[str, str], Optional[bytes]]:
