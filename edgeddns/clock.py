@@ -12,8 +12,41 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Optional
 
+from edgeddns import RELEASE_DATE
+
 if TYPE_CHECKING:
     from edgeddns.config import ClockConfig
+
+#: CLOCK_BOOTTIME counts the time a suspended NAS slept; CLOCK_MONOTONIC does not
+_BOOTTIME_ID: Optional[int] = getattr(time, "CLOCK_BOOTTIME", None)
+
+
+def boottime() -> float:
+    """Seconds since boot, suspend included, where the OS has CLOCK_BOOTTIME (else monotonic).
+
+    The one elapsed-time clock the corrected clock and the scheduler share: an
+    interval measured with it stays right across a suspend and a wall-clock step.
+    """
+    if _BOOTTIME_ID is not None:
+        return time.clock_gettime(_BOOTTIME_ID)
+    return time.monotonic()
+
+
+def release_floor() -> float:
+    """This release's date as epoch seconds: no true time can be earlier."""
+    return epoch_of_date(RELEASE_DATE)
+
+
+def epoch_of_date(text: str) -> float:
+    """``YYYY-MM-DD`` (UTC midnight) as epoch seconds; calendar.timegm without its import."""
+    y, m, d = (int(x) for x in text.split("-"))
+    # Days from the civil date (Howard Hinnant's days_from_civil).
+    y -= m <= 2
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return float((era * 146097 + doe - 719468) * 86400)
 
 
 @dataclass
@@ -42,6 +75,10 @@ class Clock:
         """True when ``now()`` can be used to judge certificate validity as is."""
         return True
 
+    def floor(self) -> float:
+        """A time known to have passed: no certificate that expired before it is ever valid."""
+        return release_floor()
+
     def ensure(self, probe: Optional[Callable[[], None]] = None) -> None:
         """Make ``now()`` usable for signing, measuring if needed.
 
@@ -69,9 +106,13 @@ class SystemClock(Clock):
     """Trusts the system clock; ``wall`` is injectable for tests."""
 
     wall: Callable[[], float] = field(default=time.time)
+    release: float = field(default_factory=release_floor)
 
     def now(self) -> float:
         return self.wall()
+
+    def floor(self) -> float:
+        return self.release
 
     def info(self) -> ClockInfo:
         return ClockInfo(0.0, "system")

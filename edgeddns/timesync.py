@@ -19,9 +19,10 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
 
-from edgeddns.clock import Clock, ClockInfo
+from edgeddns.clock import Clock, ClockInfo, release_floor
 from edgeddns.errors import ClockUnsyncedError
 from edgeddns.sntp import Measurement, SntpClient
+from edgeddns.timestore import FLOOR_STEP, ClockStore
 
 if TYPE_CHECKING:
     import argparse
@@ -142,6 +143,10 @@ class SyncProbe:
         return False, f"busybox ntpd hotplug: not synchronised ({fields.get('action', '?')})"
 
 
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
 def _read(path: str) -> str:
     try:
         with open(path, encoding="utf-8") as f:
@@ -177,8 +182,14 @@ class CorrectedClock(Clock):
 
     def __init__(self, config: ClockConfig, state_dir: Optional[str] = None, *,
                  sntp: Optional[SntpClient] = None, probe: Optional[SyncProbe] = None,
-                 wall: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic):
+                 wall: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic,
+                 release: Optional[float] = None, store: Optional[ClockStore] = None):
         self.config = config
+        self.release = release_floor() if release is None else release
+        self.store = store or ClockStore(state_dir)
+        self.saved = self.store.load()
+        #: the latest time verified (saved, or learnt since): the floor below which nothing is believed
+        self.verified = self.saved.verified
         self.mode = config.mode
         self.sntp = sntp or SntpClient(timeout=config.timeout, monotonic=monotonic)
         self.sync_probe = probe or SyncProbe(state_dir)
@@ -211,6 +222,26 @@ class CorrectedClock(Clock):
     @property
     def trusted(self) -> bool:
         return self.anchor is not None or self.system_proven
+
+    def floor(self) -> float:
+        return max(self.release, self.verified)
+
+    def _below_floor(self, t: float, what: str) -> bool:
+        f = self.floor()
+        if t >= f:
+            return False
+        self._note(f"{what} says {_iso(t)}, before {_iso(f)} (this release's date or the latest verified "
+                   "time): ignored")
+        return True
+
+    def _verify(self, t: float) -> None:
+        """``t`` is verified true time now: raise the floor (saved only once it moved a day)."""
+        if t <= self.verified:
+            return
+        self.verified = t
+        if t - self.saved.verified >= FLOOR_STEP:
+            self.saved.verified = t
+            self.store.save(self.saved)
 
     # -- learning the time
 
@@ -263,6 +294,9 @@ class CorrectedClock(Clock):
         if self._contradicted_at is not None and m - self._contradicted_at < self.config.max_age:
             return False
         self.evidence = self.sync_probe.check()
+        if self.evidence.synced and self._below_floor(self.wall(), "the synchronised system clock"):
+            self.evidence.synced = False
+            self.evidence.lines.append("system clock reads before the floor: not trusted")
         return self.evidence.synced
 
     def _refresh(self, force: bool = False) -> None:
@@ -271,6 +305,7 @@ class CorrectedClock(Clock):
             if not self.system_proven or self.anchor is not None:
                 self._note("system clock proven synchronised: using it")
             self.system_proven, self.anchor = True, None
+            self._verify(self.wall())
             return
         self.system_proven = False
         a = self.anchor
@@ -284,6 +319,9 @@ class CorrectedClock(Clock):
         meas = self.sntp.measure(self.config.ntp_servers)
         self.measurement = meas
         s = meas.chosen
+        if s is not None and self._below_floor(s.base + self.monotonic(), f"NTP ({s.server})"):
+            meas.error = f"{s.server} answered a time before the floor"
+            meas.chosen = s = None
         if s is None:
             self._ntp_failed_at = m
             self._note(f"NTP failed: {meas.error}")
@@ -298,12 +336,16 @@ class CorrectedClock(Clock):
                        "using the Date")
             return
         self.anchor = Anchor(s.base, f"ntp:{s.server}", s.mono)
+        if meas.agreeing >= 2:
+            self._verify(s.base + self.monotonic())
 
     def _latest_observation(self) -> Optional[Observation]:
         return max(self.observations.values(), key=lambda o: o.mono, default=None)
 
     def observe_server_time(self, host: str, server_time: float, *, rtt: float = 0.0) -> None:
         with self._lock:
+            if self._below_floor(server_time, f"{host}'s Date"):
+                return
             obs = Observation(host, server_time, self.monotonic(), max(rtt, 0.0))
             self.observations[host] = obs
             tol = DATE_TOLERANCE + obs.rtt
@@ -330,6 +372,8 @@ class CorrectedClock(Clock):
             if self.system_proven:
                 self._contradicted_at = self.monotonic()
                 self.system_proven = False
+            if server_time is not None and self._below_floor(server_time, f"{host}'s Date"):
+                return False
             if server_time is not None:
                 obs = self.observations.get(host)
                 if obs is None or obs.server_time != server_time:

@@ -6,13 +6,14 @@ to turn it off.
 
 Only the *validity period* depends on the clock. When the agent's clock agrees
 with the system clock, OpenSSL checks it as usual. Otherwise each new
-connection is set up with ``X509_V_FLAG_NO_CHECK_TIME`` and, right after the
-handshake (chain and hostname already verified by OpenSSL), we check the dates
-of the verified chain ourselves: against the corrected time when an offset is
-known, and before that only against this release's date (no certificate that
-expired before the agent was released can be accepted, whatever the clock
-says). A failure is raised as ``ssl.SSLCertVerificationError``, which the HTTP
-layer reports with the error code ``tls``.
+connection is set up with ``X509_V_FLAG_NO_CHECK_TIME``. Either way, right
+after the handshake (chain and hostname already verified by OpenSSL), we check
+the dates of the verified chain ourselves: against the corrected time when an
+offset is known, and always against the clock's floor (this release's date or
+the latest time this device verified): no certificate that expired before the
+floor is accepted, whatever any clock, NTP server or system clock says. A
+failure is raised as ``ssl.SSLCertVerificationError``, which the HTTP layer
+reports with the error code ``tls``.
 
 What is checked: every certificate of the verified chain on Python 3.10 and
 newer (through the ssl module's chain accessor), only the leaf on 3.9.
@@ -20,17 +21,13 @@ newer (through the ssl module's chain accessor), only the leaf on 3.9.
 
 from __future__ import annotations
 
-import calendar
 import os
 import ssl
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
-from edgeddns import RELEASE_DATE
-
-if TYPE_CHECKING:
-    from edgeddns.clock import Clock
+from edgeddns.clock import Clock, SystemClock
 
 #: OpenSSL's X509_V_FLAG_NO_CHECK_TIME (1.1.0 and later; an older OpenSSL ignores
 #: the bit, which fails safe: the time is then still checked against the system clock).
@@ -41,10 +38,6 @@ LEEWAY = 60.0
 STRICT_TOLERANCE = 300.0
 X509_V_ERR_CERT_NOT_YET_VALID = 9
 X509_V_ERR_CERT_HAS_EXPIRED = 10
-
-
-def release_floor() -> float:
-    return float(calendar.timegm(time.strptime(RELEASE_DATE, "%Y-%m-%d")))
 
 
 def _iso(t: float) -> str:
@@ -61,8 +54,12 @@ def _subject(info: Dict[str, Any]) -> str:
 
 def validity_problem(chain: List[Dict[str, Any]], now: Optional[float], *, floor: float,
                      leeway: float = LEEWAY) -> Optional[tuple]:
-    """Why this chain is not valid at ``now`` (or, with ``now`` None, at the release floor).
+    """Why this chain is not valid at ``now`` (with ``now`` None, only the floor is known).
 
+    ``floor`` is a time known to have passed (the release date, or the latest
+    time this device verified): a certificate that expired before it is refused
+    whatever ``now`` says, so no clock (a lying NTP server, a wrong system clock)
+    can bring an expired certificate back to life.
     Returns ``(verify_code, message)`` or None. ``chain`` holds dicts in the
     ``getpeercert()`` format, leaf first.
     """
@@ -75,11 +72,13 @@ def validity_problem(chain: List[Dict[str, Any]], now: Optional[float], *, floor
         except (KeyError, ValueError):
             return X509_V_ERR_CERT_HAS_EXPIRED, "a certificate's validity dates cannot be read"
         who = "certificate" if i == 0 else f"chain certificate {i} ({_subject(info)})"
+        if not_after < floor:
+            return (X509_V_ERR_CERT_HAS_EXPIRED,
+                    f"{who} expired on {_iso(not_after)}, before {_iso(floor)}, a time known to have passed "
+                    "(this edgeddns release's date or the latest time this device verified)")
         if now is None:
-            if not_after < floor:
-                return (X509_V_ERR_CERT_HAS_EXPIRED,
-                        f"{who} expired on {_iso(not_after)}, before this edgeddns release ({RELEASE_DATE})")
-        elif now + leeway < not_before:
+            continue
+        if now + leeway < not_before:
             return (X509_V_ERR_CERT_NOT_YET_VALID,
                     f"{who} is not yet valid at the corrected time {_iso(now)} (from {_iso(not_before)})")
         elif now - leeway > not_after:
@@ -151,7 +150,6 @@ class ClockedContext(ssl.SSLContext):
     def attach(self, clock: Clock, wall: Callable[[], float] = time.time) -> None:
         self.clock = clock
         self.wall = wall
-        self.floor = release_floor()
         self._flags_lock = threading.Lock()
         self.verify_flags = int(self.verify_flags) | NO_CHECK_TIME
 
@@ -185,7 +183,7 @@ class ClockedContext(ssl.SSLContext):
     def validity_problem(self, obj: Any) -> Optional[tuple]:
         clock = self.clock
         now = clock.now() if clock.trusted else None
-        return validity_problem(peer_chain(obj), now, floor=self.floor)
+        return validity_problem(peer_chain(obj), now, floor=clock.floor())
 
 
 def _hashed_dir(path: Optional[str]) -> bool:
@@ -221,12 +219,12 @@ def load_system_cas(ctx: ssl.SSLContext) -> None:
 
 def make_context(ca_file: Optional[str] = None, clock: Optional[Clock] = None, *,
                  wall: Callable[[], float] = time.time) -> ssl.SSLContext:
-    """A verifying client context; with a clock, validity is judged by that clock."""
-    if clock is None:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    else:
-        ctx = ClockedContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.attach(clock, wall)
+    """A verifying client context whose validity check follows ``clock`` (the system clock if None).
+
+    Whatever the clock, the floor applies: see :func:`validity_problem`.
+    """
+    ctx = ClockedContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.attach(clock if clock is not None else SystemClock(wall), wall)
     load_system_cas(ctx)
     if ca_file:
         ctx.load_verify_locations(cafile=ca_file)

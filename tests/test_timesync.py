@@ -180,7 +180,7 @@ def test_date_contradicting_a_proven_system_clock_wins(tmp_path):
     c.ensure()
     c.observe_server_time("api.test", t.w + 10.0)  # within tolerance: still the system clock
     assert c.info().source == "system"
-    c.observe_server_time("api.test", t.w - 7200.0)
+    c.observe_server_time("api.test", t.w + 7200.0)
     assert c.info().source == "http-date:api.test"
     c.ensure()  # the marker still exists, but has been contradicted
     assert c.info().source == "http-date:api.test"
@@ -278,10 +278,10 @@ def test_connection_accepted_before_the_time_was_known_is_checked_again(tmp_path
     srv = FakeServer(lambda req: Reply.text(200, "ok"),
                      ssl_context=dated_context(ca, days_before=100, days_after=-10)).start()
     try:
+        # pretend this release is older than the expiry
         clock = CorrectedClock(ClockConfig(mode="auto", ntp_servers=["127.0.0.1:9"], timeout=0.3), str(tmp_path),
-                               probe=unsynced(tmp_path))
+                               probe=unsynced(tmp_path), release=time.time() - 30 * 86400)
         http = HttpClient(clock=clock, ca_file=ca_file, timeout=3)
-        http.context.floor = time.time() - 30 * 86400  # pretend this release is older than the expiry
         assert http.request("GET", srv.url).status == 200  # judged by the floor only
         assert clock.info().source == "http-date:127.0.0.1"
         with pytest.raises(TlsError, match="expired at the corrected time"):
@@ -308,8 +308,14 @@ def test_validity_problem_rules():
     assert "chain certificate 1" in validity_problem([leaf, info(now - 10, now - 5000)], now, floor=0)[1]
     # No time known: only the release floor applies, in both directions of skew.
     assert validity_problem([leaf], None, floor=now) is None
-    assert "before this edgeddns release" in validity_problem([leaf], None, floor=now + 2 * 86400)[1]
+    assert "a time known to have passed" in validity_problem([leaf], None, floor=now + 2 * 86400)[1]
     assert validity_problem([], now, floor=0)
+    # A known time never lifts the floor: expired before it is expired, whatever ``now`` says.
+    assert "a time known to have passed" in validity_problem([leaf], now, floor=now + 2 * 86400)[1]
+    old_leaf = info(now - 2e6, now + 86400)
+    assert validity_problem([old_leaf, info(now - 9e5, now - 8e5)], now - 8.5e5, floor=0) is None
+    assert "chain certificate 1" in validity_problem([old_leaf, info(now - 9e5, now - 8e5)], now - 8.5e5,
+                                                     floor=now)[1]
 
 
 def test_resync_measures_now_whatever_max_age_and_pacing_say(tmp_path):
@@ -357,3 +363,74 @@ def test_ntp_hook_and_openwrt_config_agree_on_the_state_dir(tmp_path):
                          text=True, env={"PATH": "/usr/bin:/bin"}).stdout.strip()
     cfg = load(os.path.join(ROOT, "openwrt", "files", "etc", "edgeddns", "config.toml"))
     assert out == cfg.agent.state_dir == "/var/run/edgeddns"
+
+
+# ---------------------------------------------------------------- the floor
+
+def test_release_floor_is_the_release_date_at_utc_midnight():
+    import calendar
+
+    from edgeddns import RELEASE_DATE
+    from edgeddns.clock import epoch_of_date, release_floor
+
+    assert release_floor() == calendar.timegm(time.strptime(RELEASE_DATE, "%Y-%m-%d"))
+    for text in ("1970-01-01", "2000-02-29", "2024-03-01", "2038-01-19", "2100-12-31"):
+        assert epoch_of_date(text) == calendar.timegm(time.strptime(text, "%Y-%m-%d")), text
+
+
+def test_ntp_and_date_before_the_floor_are_refused(tmp_path):
+    t = Ticker()
+    c, sntp = make(tmp_path, t, ntp_offset=-400 * 86400.0)  # NTP says 400 days ago: before the release
+    c.release = t.w - 30 * 86400
+    with pytest.raises(ClockUnsyncedError, match="before the floor"):
+        c.ensure()
+    assert not c.trusted and c.anchor is None
+    c.observe_server_time("api.test", t.w - 300 * 86400)  # a Date from the past is no better
+    assert not c.trusted
+    assert c.on_skew("api.test", t.w - 300 * 86400) is False
+    assert any("before" in n and "ignored" in n for n in c.notes)
+
+
+def test_synchronised_system_clock_before_the_floor_is_not_trusted(tmp_path):
+    t = Ticker()
+    flag = tmp_path / "synced"
+    flag.write_text("")
+    probe = unsynced(tmp_path)
+    probe.timesyncd_flag = str(flag)
+    c, sntp = make(tmp_path, t, probe=probe, ntp_offset=400 * 86400.0)
+    c.release = t.w + 365 * 86400  # the "synchronised" system clock reads a year before the release
+    c.ensure()
+    assert c.info().source == "ntp:ntp.test" and sntp.calls == 1
+
+
+def test_verified_time_is_saved_rarely_and_becomes_the_floor(tmp_path):
+    """Two agreeing NTP servers verify the time; the next process refuses anything before it."""
+    import json
+
+
+    class Agreeing(FakeSntp):
+        def measure(self, servers):
+            m = super().measure(servers)
+            m.agreeing = 2
+            return m
+
+    t = Ticker()
+    c = CorrectedClock(ClockConfig(), str(tmp_path), sntp=Agreeing(t, 0.0), probe=unsynced(tmp_path),
+                       wall=t.wall, monotonic=t.mono)
+    c.ensure()
+    saved = json.loads((tmp_path / "clock.json").read_text())
+    assert saved["verified"] == pytest.approx(t.w, abs=0.01)
+    assert os.stat(tmp_path / "clock.json").st_mode & 0o777 == 0o600
+    mtime = os.stat(tmp_path / "clock.json").st_mtime_ns
+    t.advance(7200.0)
+    c.resync()  # verified again two hours later: the floor moves in memory, the file stays
+    assert c.floor() == pytest.approx(t.w, abs=0.01)
+    assert os.stat(tmp_path / "clock.json").st_mtime_ns == mtime
+    assert json.loads((tmp_path / "clock.json").read_text())["verified"] == saved["verified"]
+
+    # A later process, told by one NTP server that it is an hour before the saved time: refused.
+    t2 = Ticker(wall=t.w, mono=5.0)
+    c2, _ = make(tmp_path, t2, ntp_offset=-7200.0 - 3600.0)
+    with pytest.raises(ClockUnsyncedError, match="before the floor"):
+        c2.ensure()
+    assert c2.floor() == pytest.approx(saved["verified"], abs=0.01)

@@ -1,0 +1,80 @@
+"""Clock trust boundaries, attacked end to end: a lying NTP server, a wrong system clock,
+an HTTPS server whose Date is wrong. Each runs `edgeddns update` as a child process
+against the fake Alidns (its signature checks use its own clock)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import ssl
+import time
+
+import pytest
+
+from tests.clockfix import fake_ntp, faketime, faketime_tools  # noqa: F401
+from tests.conftest import ALI_ID, ALI_SECRET, alidns_config, run_cli
+from tests.fakes.alidns import FakeAlidns
+from tests.fakes.server import FakeServer
+
+UTC = datetime.timezone.utc
+#: the attacker's world: an old certificate whose key leaked, and a clock that says it is still valid
+LIE = datetime.datetime(2024, 6, 1, 12, 0, 0, tzinfo=UTC)
+EXPIRED_ON = datetime.datetime(2025, 6, 1, 0, 0, 0, tzinfo=UTC)
+
+
+def cert_context(ca, not_before: datetime.datetime, not_after: datetime.datetime) -> ssl.SSLContext:
+    cert = ca.issue_cert("127.0.0.1", "localhost", not_before=not_before.replace(tzinfo=None),
+                         not_after=not_after.replace(tzinfo=None))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    cert.configure_cert(ctx)
+    return ctx
+
+
+@pytest.fixture
+def attacker(ca):
+    """A fake Alidns holding a certificate that expired 2025-06-01, whose own clock (signature
+    window and Date header) says 2024-06-01: it accepts our signature if we believe the lie."""
+    skew = LIE.timestamp() - time.time()
+    fake = FakeAlidns({ALI_ID: ALI_SECRET}, ["example.com"], clock=lambda: time.time() + skew)
+    srv = FakeServer(fake, ssl_context=cert_context(ca, datetime.datetime(2024, 1, 1, tzinfo=UTC), EXPIRED_ON),
+                     clock=lambda: time.time() + skew).start()
+    fake.server, fake.url = srv, srv.url
+    yield fake
+    srv.stop()
+
+
+def update(tmp_path, fake, ca_file, clock: str, env=None, name="run"):
+    d = tmp_path / name
+    d.mkdir(exist_ok=True)
+    cfg = alidns_config(d, fake, ca_file, extra=clock)
+    e = {"EDGEDDNS_IGNORE_SYNC_EVIDENCE": "1"}  # this host may be synced; the child must not believe it
+    e.update(env or {})
+    p = run_cli("update", "-c", cfg, "--json", env=e)
+    lines = [json.loads(x) for x in p.stdout.splitlines() if x.startswith("{")]
+    assert len(lines) == 1, p.stdout + p.stderr
+    assert "Traceback" not in p.stderr, p.stderr
+    return lines[0]
+
+
+def clock_toml(mode: str, servers) -> str:
+    return f'\n[clock]\nmode = "{mode}"\nntp_servers = {json.dumps(list(servers))}\ntimeout = 0.5\n'
+
+
+# ---------------------------------------------------------------- the floor
+
+def test_lying_ntp_cannot_make_tls_accept_an_expired_certificate(tmp_path, attacker, ca_file, fake_ntp):  # noqa: F811
+    """Issue 11: SNTP says 2024-06-01, the certificate expired 2025-06-01; the update went through."""
+    liar = fake_ntp(LIE.timestamp() - time.time())
+    r = update(tmp_path, attacker, ca_file, clock_toml("auto", [liar.server]))
+    assert r["status"] == "failed" and r["error"]["code"] == "tls", r
+    assert "expired" in r["error"]["message"], r
+    assert attacker.writes == 0 and attacker.calls == []
+
+
+def test_wrong_system_clock_cannot_make_tls_accept_an_expired_certificate(tmp_path, attacker, ca_file,
+                                                                          faketime):  # noqa: F811
+    """mode = "system" trusts the system clock, but never below the floor: OpenSSL alone accepted it."""
+    env = faketime.env("@" + LIE.strftime("%Y-%m-%d %H:%M:%S"))
+    r = update(tmp_path, attacker, ca_file, clock_toml("system", ["127.0.0.1:9"]), env=env)
+    assert r["status"] == "failed" and r["error"]["code"] == "tls", r
+    assert attacker.writes == 0 and attacker.calls == []
