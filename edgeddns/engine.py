@@ -17,6 +17,7 @@ from edgeddns.errors import (
     AddressError,
     ClockSkewError,
     EdgeError,
+    NotFoundError,
     NotPublicError,
     ProviderError,
 )
@@ -95,7 +96,7 @@ class Engine:
 
             pc = self.config.providers[name]
             ctx = ProviderContext(config=pc, clock=self.clock, http_factory=self.http_factory,
-                                  state_dir=self.config.agent.state_dir)
+                                  state_dir=self.config.agent.state_dir, monotonic=self.monotonic)
             p = provider_class(pc.type)(ctx)
             self._providers[name] = p
         return p
@@ -166,6 +167,9 @@ class Engine:
             res.status, res.error = SKIPPED, e.as_dict()
         except EdgeError as e:
             res.status, res.error = FAILED, e.as_dict()
+            if isinstance(e, NotFoundError) and rec.provider in self._providers:
+                # A zone answer may be what is stale: the next run asks again.
+                self._providers[rec.provider].forget_zones()
             if isinstance(e, ProviderError) and not req.dry_run:
                 self._mark_failed(rec)
         except Exception as e:  # a bug must cost one record, not the agent

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import TYPE_CHECKING, Iterable, Mapping, Optional
+from typing import TYPE_CHECKING, Mapping
 from urllib.parse import quote, urlsplit
 
 if TYPE_CHECKING:
@@ -45,13 +45,3 @@ def host_header(url: str) -> str:
     if parts.port and parts.port != default:
         host = f"{host}:{parts.port}"
     return host
-
-
-def longest_zone(name: str, zones: Iterable[str]) -> Optional[str]:
-    """The longest of ``zones`` that is ``name`` or a suffix of it on a label boundary."""
-    best: Optional[str] = None
-    for z in zones:
-        z = z.rstrip(".").lower()
-        if (name == z or name.endswith("." + z)) and (best is None or len(z) > len(best)):
-            best = z
-    return best

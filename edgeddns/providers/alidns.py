@@ -127,8 +127,9 @@ class AlidnsProvider(Provider):
         super().__init__(ctx)
         self.endpoint = self.config.endpoint or ENDPOINT
         self.nonce = nonce
-        self._zones: Dict[str, str] = {}
-        self._owned: Optional[set] = None
+        from edgeddns.providers.zones import ZoneResolver
+
+        self.zones = ZoneResolver(monotonic=ctx.monotonic, list_zones=self._owned_domains)
 
     @property
     def host(self) -> str:
@@ -225,41 +226,36 @@ class AlidnsProvider(Provider):
             fqdn = zone if rr == "@" else f"{rr}.{zone}"
             if fqdn.lower() != record.name:
                 continue
-            if zone:
-                self._zones[record.name] = zone.lower()
+            if zone and self.zones is not None:
+                self.zones.learn(record.name, zone.lower())
             ttl = r.get("TTL")
             out.append(RemoteRecord(str(r.get("RecordId")), record.name, record.type, str(r.get("Value", "")),
                                     int(ttl) if isinstance(ttl, (int, str)) and str(ttl).isdigit() else None,
                                     {"RR": rr, "DomainName": zone, "Status": r.get("Status")}))
         return out
 
+    def _owned_domains(self) -> Dict[str, str]:
+        """Every domain of the account (by name: this API needs no zone ids), paged."""
+        found: Dict[str, str] = {}
+        page = 1
+        while True:
+            data = self.call("DescribeDomains", {"PageNumber": str(page), "PageSize": "100"})
+            doms = (data.get("Domains") or {}).get("Domain") or []
+            found.update((str(d.get("DomainName", "")).lower(), "") for d in doms if isinstance(d, dict))
+            total = int(data.get("TotalCount") or 0)
+            if page * 100 >= total or not doms:
+                return found
+            page += 1
+
     def zone_for(self, record: RecordConfig) -> str:
-        """The longest suffix of the name that the account owns (cached)."""
+        """The longest suffix of the name that the account owns."""
         if record.zone:
             return record.zone
-        if record.name in self._zones:
-            return self._zones[record.name]
-        if self._owned is None:
-            # Asked once per provider instance: every record of the run shares the answer.
-            found = set()
-            page = 1
-            while True:
-                data = self.call("DescribeDomains", {"PageNumber": str(page), "PageSize": "100"})
-                doms = (data.get("Domains") or {}).get("Domain") or []
-                found.update(str(d.get("DomainName", "")).lower() for d in doms if isinstance(d, dict))
-                total = int(data.get("TotalCount") or 0)
-                if page * 100 >= total or not doms:
-                    break
-                page += 1
-            self._owned = found
-        owned = self._owned
-        labels = record.name.split(".")
-        for i in range(len(labels) - 1):
-            cand = ".".join(labels[i:])
-            if cand in owned:
-                self._zones[record.name] = cand
-                return cand
-        raise NotFoundError(f"Alidns: no domain in this account holds {record.name}")
+        assert self.zones is not None
+        found = self.zones.find(record.name)
+        if found is None:
+            raise NotFoundError(f"Alidns: no domain in this account holds {record.name}")
+        return found[0]
 
     def create(self, record: RecordConfig, value: str) -> RemoteRecord:
         zone = self.zone_for(record)

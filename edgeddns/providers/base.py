@@ -8,6 +8,7 @@ takes "now" from the clock it was given.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from edgeddns.clock import Clock
     from edgeddns.config import ProviderConfig, RecordConfig
     from edgeddns.http import HttpClient
+    from edgeddns.providers.zones import ZoneResolver
 
 
 @dataclass
@@ -39,6 +41,8 @@ class ProviderContext:
     clock: Clock
     http_factory: Callable[[ProviderConfig], HttpClient]
     state_dir: Optional[str] = None
+    #: seconds that only move forward; zone answers expire by it
+    monotonic: Callable[[], float] = time.monotonic
     _http: Optional[HttpClient] = None
 
     @property
@@ -65,6 +69,8 @@ class Provider:
         self.ctx = ctx
         self.config = ctx.config
         self.options = ctx.config.options
+        #: the API providers' zone answers (:mod:`edgeddns.providers.zones`); None for the others
+        self.zones: Optional[ZoneResolver] = None
 
     @classmethod
     def check_config(cls, cfg: ProviderConfig,
@@ -97,6 +103,11 @@ class Provider:
         url = getattr(self, "endpoint", None) or self.config.endpoint
         if url and url.startswith("https://"):
             self.ctx.http.request("GET", url)
+
+    def forget_zones(self) -> None:
+        """The service answered ``not_found``: the next record asks for its zone again."""
+        if self.zones is not None:
+            self.zones.forget()
 
     def close(self) -> None:
         if self.ctx._http is not None:

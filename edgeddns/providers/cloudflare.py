@@ -87,8 +87,9 @@ class CloudflareProvider(Provider):
     def __init__(self, ctx):
         super().__init__(ctx)
         self.base = (self.config.endpoint or ENDPOINT).rstrip("/")
-        self._zone_ids: Dict[str, Optional[str]] = {}  # zone name -> id (None: the token cannot see it)
-        self._record_zone: Dict[str, Tuple[str, str]] = {}  # record name -> (zone name, id)
+        from edgeddns.providers.zones import ZoneResolver
+
+        self.zones = ZoneResolver(monotonic=ctx.monotonic, lookup=self._lookup_zone)
 
     @property
     def host(self) -> str:
@@ -120,41 +121,27 @@ class CloudflareProvider(Provider):
 
     # -- zones ------------------------------------------------------------
     def _lookup_zone(self, name: str) -> Optional[str]:
-        if name not in self._zone_ids:
-            result = self.call("GET", "/zones", params={"name": name, "per_page": "50"})
-            zid = None
-            for z in result or []:
-                if isinstance(z, dict) and str(z.get("name", "")).lower() == name and z.get("id"):
-                    zid = str(z["id"])
-                    break
-            self._zone_ids[name] = zid
-        return self._zone_ids[name]
+        """The id of zone ``name``, or None when this token cannot see it."""
+        result = self.call("GET", "/zones", params={"name": name, "per_page": "50"})
+        for z in result or []:
+            if isinstance(z, dict) and str(z.get("name", "")).lower() == name and z.get("id"):
+                return str(z["id"])
+        return None
 
     def zone_for(self, record: RecordConfig) -> Tuple[str, str]:
         """(zone name, zone id): the configured one, else the longest suffix the token can see."""
-        if record.name in self._record_zone:
-            return self._record_zone[record.name]
+        assert self.zones is not None
         fixed = self.options.get("zone_id")
         if fixed:
-            found = (record.zone or "", fixed)
-        elif record.zone:
-            zid = self._lookup_zone(record.zone)
+            return record.zone or "", fixed
+        if record.zone:
+            zid = self.zones.zone_id(record.zone)
             if zid is None:
                 raise NotFoundError(f"Cloudflare: zone {record.zone} is not visible to this API token")
-            found = (record.zone, zid)
-        else:
-            labels = record.name.split(".")
-            found = None
-            # Longest first, so a delegated sub-zone wins over its parent.
-            for i in range(len(labels) - 1):
-                cand = ".".join(labels[i:])
-                zid = self._lookup_zone(cand)
-                if zid is not None:
-                    found = (cand, zid)
-                    break
-            if found is None:
-                raise NotFoundError(f"Cloudflare: no zone visible to this API token holds {record.name}")
-        self._record_zone[record.name] = found
+            return record.zone, zid
+        found = self.zones.find(record.name)
+        if found is None:
+            raise NotFoundError(f"Cloudflare: no zone visible to this API token holds {record.name}")
         return found
 
     # -- records ----------------------------------------------------------

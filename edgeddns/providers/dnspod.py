@@ -27,7 +27,7 @@ from edgeddns.errors import (
     RateLimitedError,
 )
 from edgeddns.options import Opt, Secret
-from edgeddns.providers._signed import hmac_sha256, host_header, longest_zone, sha256_hex
+from edgeddns.providers._signed import hmac_sha256, host_header, sha256_hex
 from edgeddns.providers.base import Provider, RemoteRecord, split_name
 
 if TYPE_CHECKING:
@@ -105,8 +105,9 @@ class DnspodProvider(Provider):
     def __init__(self, ctx):
         super().__init__(ctx)
         self.endpoint = self.config.endpoint or ENDPOINT
-        self._zones: Dict[str, str] = {}  # record name -> zone
-        self._owned: Optional[List[str]] = None
+        from edgeddns.providers.zones import ZoneResolver
+
+        self.zones = ZoneResolver(monotonic=ctx.monotonic, list_zones=self._owned_domains)
 
     @property
     def host(self) -> str:
@@ -154,36 +155,32 @@ class DnspodProvider(Provider):
 
     # -- zones -------------------------------------------------------------
 
-    def owned_domains(self) -> List[str]:
-        if self._owned is None:
-            owned: List[str] = []
-            offset = 0
-            while True:
+    def _owned_domains(self) -> Dict[str, str]:
+        """Every domain of the account (by name: this API needs no zone ids), paged."""
+        owned: Dict[str, str] = {}
+        offset = 0
+        while True:
+            try:
                 body = self.call("DescribeDomainList", {"Offset": offset, "Limit": 3000})
-                doms = body.get("DomainList") or []
-                owned.extend(str(d.get("Name", "")).lower() for d in doms if isinstance(d, dict))
-                total = (body.get("DomainCountInfo") or {}).get("AllTotal") or \
-                    (body.get("DomainCountInfo") or {}).get("DomainTotal") or 0
-                offset += len(doms)
-                if not doms or offset >= int(total):
-                    break
-            self._owned = owned
-        return self._owned
+            except NotFoundError:
+                return owned  # an account without domains answers NoDataOfDomain
+            doms = body.get("DomainList") or []
+            owned.update((str(d.get("Name", "")).lower(), "") for d in doms if isinstance(d, dict))
+            total = (body.get("DomainCountInfo") or {}).get("AllTotal") or \
+                (body.get("DomainCountInfo") or {}).get("DomainTotal") or 0
+            offset += len(doms)
+            if not doms or offset >= int(total):
+                return owned
 
     def zone_for(self, record: RecordConfig) -> str:
-        """The record's zone: given, or the longest suffix the account owns (asked once, cached)."""
+        """The record's zone: given, or the longest suffix the account owns."""
         if record.zone:
             return record.zone
-        zone = self._zones.get(record.name)
-        if zone is None:
-            try:
-                zone = longest_zone(record.name, self.owned_domains())
-            except NotFoundError:
-                zone = None  # an account without domains answers NoDataOfDomain
-            if zone is None:
-                raise NotFoundError(f"DNSPod: no domain in this account holds {record.name}")
-            self._zones[record.name] = zone
-        return zone
+        assert self.zones is not None
+        found = self.zones.find(record.name)
+        if found is None:
+            raise NotFoundError(f"DNSPod: no domain in this account holds {record.name}")
+        return found[0]
 
     # -- records -----------------------------------------------------------
 

@@ -16,7 +16,7 @@ import calendar
 import json
 import re
 import time
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import quote, urlsplit
 
 from edgeddns.errors import (
@@ -31,7 +31,6 @@ from edgeddns.providers._signed import (
     canonical_query,
     hmac_sha256,
     host_header,
-    longest_zone,
     sha256_hex,
 )
 from edgeddns.providers.base import Provider, RemoteRecord
@@ -98,9 +97,9 @@ class HuaweicloudProvider(Provider):
     def __init__(self, ctx):
         super().__init__(ctx)
         self.endpoint = (self.config.endpoint or ENDPOINT).rstrip("/")
-        self._zone_ids: Dict[str, str] = {}  # zone name -> id
-        self._zones: Dict[str, str] = {}  # record name -> zone name
-        self._owned: Optional[Dict[str, str]] = None
+        from edgeddns.providers.zones import ZoneResolver
+
+        self.zones = ZoneResolver(monotonic=ctx.monotonic, list_zones=self._owned_zones, lookup=self._lookup_zone)
 
     @property
     def host(self) -> str:
@@ -147,57 +146,46 @@ class HuaweicloudProvider(Provider):
 
     # -- zones -------------------------------------------------------------
 
-    def owned_zones(self) -> Dict[str, str]:
+    def _owned_zones(self) -> Dict[str, str]:
         """name -> id of every public zone in the account, paged."""
-        if self._owned is None:
-            owned: Dict[str, str] = {}
-            offset = 0
-            while True:
-                data = self.call("GET", "/v2/zones", {"type": "public", "limit": "500", "offset": str(offset)})
-                zones = data.get("zones") or []
-                for z in zones:
-                    if isinstance(z, dict) and z.get("name") and z.get("id"):
-                        owned[str(z["name"]).rstrip(".").lower()] = str(z["id"])
-                total = int((data.get("metadata") or {}).get("total_count") or 0)
-                offset += len(zones)
-                if not zones or offset >= total:
-                    break
-            self._owned = owned
-        return self._owned
+        owned: Dict[str, str] = {}
+        offset = 0
+        while True:
+            data = self.call("GET", "/v2/zones", {"type": "public", "limit": "500", "offset": str(offset)})
+            zones = data.get("zones") or []
+            for z in zones:
+                if isinstance(z, dict) and z.get("name") and z.get("id"):
+                    owned[str(z["name"]).rstrip(".").lower()] = str(z["id"])
+            total = int((data.get("metadata") or {}).get("total_count") or 0)
+            offset += len(zones)
+            if not zones or offset >= total:
+                return owned
 
-    def zone_id(self, zone: str) -> str:
-        zid = self._zone_ids.get(zone)
-        if zid is None:
-            # name= is a filter, not an exact lookup: pick the exact match from the answer.
-            data = self.call("GET", "/v2/zones", {"type": "public", "name": zone + "."})
-            for z in data.get("zones") or []:
-                if isinstance(z, dict) and str(z.get("name", "")).rstrip(".").lower() == zone:
-                    zid = str(z["id"])
-                    break
-            if zid is None:
-                raise NotFoundError(f"Huawei Cloud: zone {zone} is not in this account")
-            self._zone_ids[zone] = zid
-        return zid
+    def _lookup_zone(self, zone: str) -> Optional[str]:
+        # name= is a filter, not an exact lookup: pick the exact match from the answer.
+        data = self.call("GET", "/v2/zones", {"type": "public", "name": zone + "."})
+        for z in data.get("zones") or []:
+            if isinstance(z, dict) and str(z.get("name", "")).rstrip(".").lower() == zone:
+                return str(z["id"])
+        return None
 
-    def zone_for(self, record: RecordConfig) -> str:
-        """(zone name) given, or the longest suffix among the account's public zones, cached."""
+    def zone_of(self, record: RecordConfig) -> Tuple[str, str]:
+        """(zone name, id): the given zone, or the longest suffix among the account's public zones."""
+        assert self.zones is not None
         if record.zone:
-            return record.zone
-        zone = self._zones.get(record.name)
-        if zone is None:
-            owned = self.owned_zones()
-            zone = longest_zone(record.name, owned)
-            if zone is None:
-                raise NotFoundError(f"Huawei Cloud: no public zone in this account holds {record.name}")
-            self._zones[record.name] = zone
-            self._zone_ids[zone] = owned[zone]
-        return zone
+            zid = self.zones.zone_id(record.zone)
+            if zid is None:
+                raise NotFoundError(f"Huawei Cloud: zone {record.zone} is not in this account")
+            return record.zone, zid
+        found = self.zones.find(record.name)
+        if found is None:
+            raise NotFoundError(f"Huawei Cloud: no public zone in this account holds {record.name}")
+        return found
 
     # -- records -----------------------------------------------------------
 
     def find(self, record: RecordConfig) -> List[RemoteRecord]:
-        zone = self.zone_for(record)
-        zid = self.zone_id(zone)
+        _, zid = self.zone_of(record)
         data = self.call("GET", f"/v2/zones/{zid}/recordsets", {"name": record.name + ".", "type": record.type})
         out = []
         for rs in data.get("recordsets") or []:
@@ -214,7 +202,7 @@ class HuaweicloudProvider(Provider):
         return out
 
     def create(self, record: RecordConfig, value: str) -> RemoteRecord:
-        zid = self.zone_id(self.zone_for(record))
+        _, zid = self.zone_of(record)
         body: Dict[str, Any] = {"name": record.name + ".", "type": record.type, "records": [value]}
         if record.ttl:
             body["ttl"] = record.ttl
@@ -222,7 +210,7 @@ class HuaweicloudProvider(Provider):
         return RemoteRecord(str(data.get("id")), record.name, record.type, value, record.ttl, {"zone_id": zid})
 
     def update(self, record: RecordConfig, remote: RemoteRecord, value: str) -> RemoteRecord:
-        zid = remote.extra.get("zone_id") or self.zone_id(self.zone_for(record))
+        zid = remote.extra.get("zone_id") or self.zone_of(record)[1]
         body: Dict[str, Any] = {"name": record.name + ".", "type": record.type, "records": [value]}
         ttl = record.ttl or remote.ttl
         if ttl:

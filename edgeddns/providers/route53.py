@@ -30,7 +30,6 @@ from edgeddns.providers._signed import (
     canonical_query,
     hmac_sha256,
     host_header,
-    longest_zone,
     sha256_hex,
 )
 from edgeddns.providers.base import Provider, RemoteRecord
@@ -154,9 +153,9 @@ class Route53Provider(Provider):
     def __init__(self, ctx):
         super().__init__(ctx)
         self.endpoint = (self.config.endpoint or ENDPOINT).rstrip("/")
-        self._zone_ids: Dict[str, str] = {}  # zone name -> bare id
-        self._zones: Dict[str, str] = {}  # record name -> zone name
-        self._owned: Optional[Dict[str, str]] = None
+        from edgeddns.providers.zones import ZoneResolver
+
+        self.zones = ZoneResolver(monotonic=ctx.monotonic, list_zones=self._owned_zones, lookup=self._lookup_zone)
 
     @property
     def host(self) -> str:
@@ -214,53 +213,43 @@ class Route53Provider(Provider):
     def _public(hz: ET.Element) -> bool:
         return _text(hz, "Config", "PrivateZone").lower() != "true"
 
-    def owned_zones(self) -> Dict[str, str]:
+    def _owned_zones(self) -> Dict[str, str]:
         """name -> id of every public hosted zone, paged by NextDNSName/NextHostedZoneId."""
-        if self._owned is None:
-            owned: Dict[str, str] = {}
-            query: Dict[str, str] = {"maxitems": "100"}
-            while True:
-                root = self.call("GET", f"{API}/hostedzonesbyname", query)
-                for hz in _all(_find(root, "HostedZones"), "HostedZone"):
-                    name = decode_name(_text(hz, "Name"))
-                    if self._public(hz) and name not in owned:
-                        owned[name] = self._bare(_text(hz, "Id"))
-                if _text(root, "IsTruncated").lower() != "true":
-                    break
-                query = {"maxitems": "100", "dnsname": _text(root, "NextDNSName"),
-                         "hostedzoneid": _text(root, "NextHostedZoneId")}
-            self._owned = owned
-        return self._owned
-
-    def zone_id(self, zone: str) -> str:
-        zid = self._zone_ids.get(zone)
-        if zid is None:
-            root = self.call("GET", f"{API}/hostedzonesbyname", {"dnsname": zone, "maxitems": "10"})
-            # Results start at dnsname in DNS order; the zone may not be there at all.
+        owned: Dict[str, str] = {}
+        query: Dict[str, str] = {"maxitems": "100"}
+        while True:
+            root = self.call("GET", f"{API}/hostedzonesbyname", query)
             for hz in _all(_find(root, "HostedZones"), "HostedZone"):
-                if decode_name(_text(hz, "Name")) == zone and self._public(hz):
-                    zid = self._bare(_text(hz, "Id"))
-                    break
-            if zid is None:
-                raise NotFoundError(f"Route 53: no public hosted zone named {zone} in this account")
-            self._zone_ids[zone] = zid
-        return zid
+                name = decode_name(_text(hz, "Name"))
+                if self._public(hz) and name not in owned:
+                    owned[name] = self._bare(_text(hz, "Id"))
+            if _text(root, "IsTruncated").lower() != "true":
+                return owned
+            query = {"maxitems": "100", "dnsname": _text(root, "NextDNSName"),
+                     "hostedzoneid": _text(root, "NextHostedZoneId")}
+
+    def _lookup_zone(self, zone: str) -> Optional[str]:
+        root = self.call("GET", f"{API}/hostedzonesbyname", {"dnsname": zone, "maxitems": "10"})
+        # Results start at dnsname in DNS order; the zone may not be there at all.
+        for hz in _all(_find(root, "HostedZones"), "HostedZone"):
+            if decode_name(_text(hz, "Name")) == zone and self._public(hz):
+                return self._bare(_text(hz, "Id"))
+        return None
 
     def hosted_zone(self, record: RecordConfig) -> str:
         given = self.options.get("hosted_zone_id")
         if given:
             return self._bare(given)
+        assert self.zones is not None
         if record.zone:
-            return self.zone_id(record.zone)
-        zone = self._zones.get(record.name)
-        if zone is None:
-            owned = self.owned_zones()
-            zone = longest_zone(record.name, owned)
-            if zone is None:
-                raise NotFoundError(f"Route 53: no public hosted zone in this account holds {record.name}")
-            self._zones[record.name] = zone
-            self._zone_ids[zone] = owned[zone]
-        return self._zone_ids[zone]
+            zid = self.zones.zone_id(record.zone)
+            if zid is None:
+                raise NotFoundError(f"Route 53: no public hosted zone named {record.zone} in this account")
+            return zid
+        found = self.zones.find(record.name)
+        if found is None:
+            raise NotFoundError(f"Route 53: no public hosted zone in this account holds {record.name}")
+        return found[1]
 
     # -- records -----------------------------------------------------------
 

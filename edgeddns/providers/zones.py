@@ -1,0 +1,96 @@
+"""The one zone resolver the API providers share: which zone (and zone id) holds a name.
+
+A zone lookup costs one or more API calls, so answers are kept, but never for
+long: an entry expires after an hour, and the provider drops every entry when
+the service answers ``not_found`` (a token given permission, a zone deleted
+and re-created with a new id, a delegated sub-zone added): the next run asks
+again instead of repeating a stale answer until the agent restarts.
+Negative answers ("no zone holds this name") are kept under the same rules,
+so a misconfigured record costs a lookup per hour, not one per check.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Optional, Tuple
+
+ZONE_TTL = 3600.0  # seconds an answer is trusted
+
+# (zone name, zone id); the id is "" for services addressed by zone name (Alidns, DNSPod).
+Zone = Tuple[str, str]
+
+
+def longest_zone(name: str, zones) -> Optional[str]:
+    """The longest of ``zones`` that is ``name`` or a suffix of it on a label boundary."""
+    best: Optional[str] = None
+    for z in zones:
+        z = z.rstrip(".").lower()
+        if (name == z or name.endswith("." + z)) and (best is None or len(z) > len(best)):
+            best = z
+    return best
+
+
+class ZoneResolver:
+    """Zone answers for one provider instance, from a list of the account's zones or lookups by name.
+
+    ``list_zones()`` returns every zone of the account as name -> id; ``lookup(zone)``
+    returns one zone's id or None. A provider gives one or both: with a list, a
+    record's zone is the longest owned suffix; with lookups only, candidates
+    are asked longest first (a delegated sub-zone wins over its parent).
+    """
+
+    def __init__(self, *, monotonic: Callable[[], float],
+                 list_zones: Optional[Callable[[], Dict[str, str]]] = None,
+                 lookup: Optional[Callable[[str], Optional[str]]] = None,
+                 ttl: float = ZONE_TTL):
+        if list_zones is None and lookup is None:
+            raise ValueError("a zone resolver needs list_zones or lookup")
+        self.monotonic = monotonic
+        self.list_zones = list_zones
+        self.lookup = lookup
+        self.ttl = ttl
+        self._cache: Dict[Tuple[str, str], Tuple[float, Any]] = {}
+
+    def _get(self, key: Tuple[str, str], make: Callable[[], Any]) -> Any:
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] > self.monotonic():
+            return hit[1]
+        value = make()  # an exception caches nothing
+        self._cache[key] = (self.monotonic() + self.ttl, value)
+        return value
+
+    def owned(self) -> Dict[str, str]:
+        """Every zone of the account, name -> id (needs ``list_zones``)."""
+        assert self.list_zones is not None
+        return self._get(("owned", ""), self.list_zones)
+
+    def zone_id(self, zone: str) -> Optional[str]:
+        """The id of the zone named exactly ``zone``, or None when the account has no such zone."""
+        if self.lookup is None:
+            return self.owned().get(zone)
+        lookup = self.lookup
+        return self._get(("zone", zone), lambda: lookup(zone))
+
+    def find(self, name: str) -> Optional[Zone]:
+        """The longest zone holding ``name``, or None."""
+        return self._get(("record", name), lambda: self._search(name))
+
+    def _search(self, name: str) -> Optional[Zone]:
+        if self.list_zones is not None:
+            owned = self.owned()
+            z = longest_zone(name, owned)
+            return None if z is None else (z, owned[z])
+        labels = name.split(".")
+        for i in range(len(labels) - 1):
+            cand = ".".join(labels[i:])
+            zid = self.zone_id(cand)
+            if zid is not None:
+                return cand, zid
+        return None
+
+    def learn(self, name: str, zone: str, zid: str = "") -> None:
+        """Remember a zone the service named in an answer about ``name``."""
+        self._cache[("record", name)] = (self.monotonic() + self.ttl, (zone, zid))
+
+    def forget(self) -> None:
+        """Drop every answer (called on ``not_found``)."""
+        self._cache.clear()
