@@ -21,6 +21,7 @@ PROVIDERS: Dict[str, str] = {
     "dyndns2": "edgeddns.providers.dyndns2:Dyndns2Provider",
     "webhook": "edgeddns.providers.webhook:WebhookProvider",
     "rfc2136": "edgeddns.providers.rfc2136:Rfc2136Provider",
+    "powerdns": "edgeddns.providers.powerdns:PowerdnsProvider",
 }
 
 

@@ -1,0 +1,135 @@
+"""PowerDNS Authoritative Server, through its HTTP API (``/api/v1``).
+
+Auth is the ``X-API-Key`` header; no timestamp is signed. The record is read
+with ``GET /servers/{id}/zones/{zone}?rrset_name=&rrset_type=`` (older servers
+ignore the filter and send the whole zone: the answer is filtered here too),
+and written with one ``PATCH`` of the zone carrying the RRset with
+``changetype: REPLACE``, which PowerDNS applies atomically and which bumps
+the SOA serial according to the zone's SOA-EDIT-API.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from urllib.parse import quote, urlsplit
+
+from edgeddns.errors import AuthError, NotFoundError, ProviderError, RateLimitedError
+from edgeddns.options import Opt, Secret
+from edgeddns.providers._signed import longest_zone
+from edgeddns.providers.base import Provider
+
+if TYPE_CHECKING:
+    from edgeddns.config import ProviderConfig, RecordConfig
+    from edgeddns.http import HttpResponse
+
+
+def _ttl_ok(v: int) -> Optional[str]:
+    return None if 0 < v <= 604800 else "must be between 1 and 604800"
+
+
+class PowerdnsProvider(Provider):
+    OPTIONS = {
+        "api_key": Opt(Secret, required=True, doc="the server's api-key (X-API-Key)"),
+        "server_id": Opt(str, default="localhost", doc="the server id in the API path"),
+        "zone": Opt(str, doc="the zone; else the longest matching zone of the server's list"),
+        "ttl": Opt(int, default=300, check=_ttl_ok, doc="TTL of records whose ttl is not set"),
+    }
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        base = (self.config.endpoint or "").rstrip("/")
+        if not base.endswith("/api/v1"):
+            base += "/api/v1"
+        self.base = f"{base}/servers/{quote(self.options.get('server_id') or 'localhost', safe='')}"
+        self._zones: Optional[Dict[str, str]] = None  # zone name -> id
+
+    @classmethod
+    def check_config(cls, cfg: ProviderConfig, resolve_path) -> Optional[Tuple[str, str]]:
+        if not cfg.endpoint:
+            return "endpoint", "is required: the API's base URL, e.g. http://127.0.0.1:8081"
+        return None
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.base).hostname or "powerdns"
+
+    # -- transport ----------------------------------------------------------
+
+    def call(self, method: str, path: str, *, params: Optional[Dict[str, str]] = None,
+             body: Optional[Dict[str, Any]] = None) -> Any:
+        headers = {"X-API-Key": self.options["api_key"].reveal(), "Accept": "application/json"}
+        resp = self.ctx.http.request(method, self.base + path, params=params, json=body, headers=headers)
+        return self._check(resp)
+
+    def _check(self, resp: HttpResponse) -> Any:
+        if resp.status == 204:
+            return None
+        if 200 <= resp.status < 300:
+            return resp.json()
+        # Errors are {"error": "..."} (422, 400, 500) or plain text ("Unauthorized", "Not Found").
+        text = resp.text.strip()
+        try:
+            data = resp.json()
+            if isinstance(data, dict) and isinstance(data.get("error"), str):
+                text = data["error"]
+        except ProviderError:
+            pass
+        text = "".join(c if c.isprintable() else " " for c in text[:200])
+        message = f"PowerDNS HTTP {resp.status}: {text}"
+        if resp.status in (401, 403):
+            raise AuthError(message + " (check api_key)")
+        if resp.status == 404:
+            raise NotFoundError(message)
+        if resp.status == 429:
+            raise RateLimitedError(message, retry_after=resp.retry_after())
+        raise ProviderError(message, retryable=resp.status >= 500, retry_after=resp.retry_after())
+
+    # -- zones ----------------------------------------------------------------
+
+    def zones(self) -> Dict[str, str]:
+        if self._zones is None:
+            found: Dict[str, str] = {}
+            for z in self.call("GET", "/zones") or []:
+                if isinstance(z, dict) and z.get("name") and z.get("id"):
+                    found[str(z["name"]).rstrip(".").lower()] = str(z["id"])
+            self._zones = found
+        return self._zones
+
+    def zone_for(self, record: RecordConfig) -> Tuple[str, str]:
+        """(zone name, zone id): the record's or provider's zone, else the longest one the server has."""
+        zone = record.zone or (self.options.get("zone") or "").rstrip(".").lower() or None
+        if zone is not None:
+            # The id of a zone is its name with the final dot (PowerDNS escapes "/" as "=2F").
+            return zone, zone + "."
+        owned = self.zones()
+        zone = longest_zone(record.name, owned)
+        if zone is None:
+            raise NotFoundError(f"PowerDNS: no zone on server {self.options.get('server_id')} holds {record.name}")
+        return zone, owned[zone]
+
+    # -- records ------------------------------------------------------------
+
+    def read(self, record: RecordConfig, zone_id: str) -> Tuple[List[str], Optional[int]]:
+        data = self.call("GET", f"/zones/{quote(zone_id, safe='.=')}",
+                         params={"rrset_name": record.name + ".", "rrset_type": record.type})
+        for rs in (data or {}).get("rrsets") or []:
+            if not isinstance(rs, dict) or str(rs.get("type", "")).upper() != record.type:
+                continue
+            if str(rs.get("name", "")).rstrip(".").lower() != record.name:
+                continue
+            recs = [r for r in rs.get("records") or [] if isinstance(r, dict)]
+            # A disabled record is not served: it does not count as holding the address.
+            values = [str(r.get("content", "")) for r in recs if not r.get("disabled")]
+            ttl = rs.get("ttl")
+            return values, ttl if isinstance(ttl, int) else None
+        return [], None
+
+    def ensure(self, record: RecordConfig, value: str) -> str:
+        _, zone_id = self.zone_for(record)
+        values, ttl = self.read(record, zone_id)
+        if values == [value] and (record.ttl is None or ttl == record.ttl):
+            return "unchanged"
+        rrset = {"name": record.name + ".", "type": record.type, "ttl": record.ttl or self.options.get("ttl") or 300,
+                 "changetype": "REPLACE", "records": [{"content": value, "disabled": False}]}
+        self.call("PATCH", f"/zones/{quote(zone_id, safe='.=')}", body={"rrsets": [rrset]})
+        return "updated"
