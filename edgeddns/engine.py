@@ -121,25 +121,14 @@ class Engine:
 
     def _detect(self, rec: RecordConfig, req: UpdateRequest,
                 cache: Dict[Tuple[Tuple[str, ...], int, bool], Detection]) -> Detection:
-        from edgeddns.ipsource import Detection, why_not_public
+        from edgeddns.ipsource import detect_record
 
         given = req.addresses.get(rec.family)
         if given is not None:
             from edgeddns.address import checked
 
             given = checked(given, rec.family)  # commands check it already; results never carry a bad one
-            det = Detection(rec.family)
-            problem = why_not_public(given)
-            if problem and not rec.allow_private:
-                det.refused.append((given, problem))
-            else:
-                det.address, det.source = given, f"event:{req.trigger}"
-            return det
-        sources = self.config.sources_for(rec)
-        key = (tuple(sources), rec.family, rec.allow_private)
-        if key not in cache:
-            cache[key] = self.detector.detect(sources, rec.family, rec.allow_private)
-        return cache[key]
+        return detect_record(self.detector, self.config, rec, given, req.trigger, cache)
 
     def _one(self, rec: RecordConfig, req: UpdateRequest, cache) -> Result:
         start = self.monotonic()
@@ -153,6 +142,8 @@ class Engine:
                     raise NotPublicError(det.reason())
                 raise AddressError(det.reason())
             res.ip, res.source = det.address, det.source
+            if det.selection:
+                res.extra["selection"] = det.selection
             known = (prev.get("ip") == det.address and prev.get("provider") == rec.provider
                      and prev.get("ok", False))
             if known and not req.force:

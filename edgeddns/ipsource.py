@@ -12,16 +12,23 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import re
 import shlex
 import subprocess
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from edgeddns.errors import AddressError
+from edgeddns.ipselect import DEFAULT_POLICY, Candidate, explain, parse_match, rank
+from edgeddns.ipsuffix import DEFAULT_PREFIX_LEN, combine, parse_suffix, prefix_text
 
 if TYPE_CHECKING:
     from edgeddns.clock import Clock
+    from edgeddns.config import Config, RecordConfig
+    from edgeddns.netlink import IfAddr
+
+log = logging.getLogger("edgeddns")
 
 CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _V4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
@@ -84,6 +91,7 @@ class Detection:
     source: Optional[str] = None
     refused: List[Tuple[str, str]] = field(default_factory=list)  # (address, reason)
     errors: List[str] = field(default_factory=list)
+    selection: Optional[Dict[str, Any]] = None  # why this address won (the result's "selection")
 
     def reason(self) -> str:
         if self.refused:
@@ -91,6 +99,37 @@ class Detection:
         if self.errors:
             return "; ".join(self.errors)
         return f"no IPv{self.family} address found"
+
+
+def detect_record(detector: "Detector", config: "Config", rec: "RecordConfig", given: Optional[str],
+                  trigger: str, memo: Dict[Any, Any]) -> Detection:
+    """One record's address: from the event that carries one, else from its sources.
+
+    ``memo`` is one run's cache: records with the same sources and rules share a
+    detection, and every suffix record shares the source's answer, so a prefix
+    change moves all of them in the same run.
+    """
+    select, match = config.selection_for(rec)
+    suffix, plen = rec.ipv6_suffix, rec.prefix_len
+    if given is not None:
+        det = Detection(rec.family)
+        addr = given
+        if suffix:
+            addr = combine(given, parse_suffix(suffix, plen), plen)
+            det.selection = {"policy": "event", "reason": f"prefix from the {trigger} event's {given}",
+                             "prefix": prefix_text(given, plen), "suffix": suffix}
+        problem = why_not_public(addr)
+        if problem and not rec.allow_private:
+            det.refused.append((addr, problem))
+        else:
+            det.address, det.source = addr, f"event:{trigger}"
+        return det
+    sources = config.sources_for(rec)
+    key = ("detect", tuple(sources), rec.family, rec.allow_private, select, match, suffix, plen)
+    if key not in memo:
+        memo[key] = detector.detect(sources, rec.family, rec.allow_private, select=select, match=match,
+                                    suffix=suffix, prefix_len=plen, memo=memo)
+    return memo[key]
 
 
 @dataclass
@@ -103,29 +142,73 @@ class Detector:
     run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run
     interface_addresses: Optional[Callable[[int], list]] = None
 
-    def detect(self, sources: List[str], family: int, allow_private: bool = False) -> Detection:
+    def detect(self, sources: List[str], family: int, allow_private: bool = False, *,
+               select: str = DEFAULT_POLICY, match: Optional[str] = None, suffix: Optional[str] = None,
+               prefix_len: int = DEFAULT_PREFIX_LEN, memo: Optional[Dict[Tuple[str, int, bool], Any]] = None
+               ) -> Detection:
+        """The first public address the sources yield, ranked by ``select``.
+
+        With ``suffix`` each source address only gives the prefix: the address
+        checked and published is that prefix plus the suffix. ``memo`` lets
+        records of one run share a source's answer (one dump, one ubus call).
+        """
         det = Detection(family)
+        m = parse_match(match) if match else None
+        sfx = parse_suffix(suffix, prefix_len) if suffix else None
         for src in sources:
             try:
-                candidates = self.candidates(src, family)
+                cands = self._cached(src, family, sfx is not None, memo)
             except AddressError as e:
                 det.errors.append(f"{src}: {e.message}")
                 continue
-            for addr in candidates:
+            ranked, left_out = rank(cands, family, select, m)
+            if not ranked:
+                det.errors.append(f"{src}: no usable IPv{family} address ("
+                                  + ", ".join(f"{a} {w}" for a, w in left_out[:4]) + ")")
+                continue
+            for c in ranked:
+                addr = combine(c.address, sfx, prefix_len) if sfx is not None else c.address
                 problem = why_not_public(addr)
                 if problem is None or (allow_private and family_of(addr) == family
                                        and not problem.endswith("is not an IP address")):
                     det.address, det.source = addr, src
+                    policy = select if family == 6 else "order"
+                    det.selection = {"policy": policy, "reason": explain(c, policy, ranked, left_out, m)}
+                    if sfx is not None:
+                        det.selection.update(prefix=prefix_text(c.address, prefix_len), suffix=suffix)
+                    log.debug("%s: %s", src, det.selection["reason"]
+                              + (f" -> {addr} ({suffix} on {det.selection['prefix']})" if sfx is not None else ""))
                     return det
+                if sfx is not None:
+                    problem = f"{problem} (prefix from {c.address})"
                 det.refused.append((addr, problem))
         return det
 
-    def candidates(self, src: str, family: int) -> List[str]:
+    def _cached(self, src: str, family: int, prefixes: bool,
+                memo: Optional[Dict[Tuple[str, int, bool], Any]]) -> List[Candidate]:
+        key = (src, family, prefixes)
+        if memo is not None and key in memo:
+            got = memo[key]
+        else:
+            try:
+                got = self.candidates(src, family, prefixes=prefixes)
+            except AddressError as e:
+                got = e
+            if memo is not None:
+                memo[key] = got
+        if isinstance(got, AddressError):
+            raise got
+        return got
+
+    def candidates(self, src: str, family: int, prefixes: bool = False) -> List[Candidate]:
+        """Every address ``src`` offers (``prefixes``: the ones that carry a prefix for a suffix)."""
         kind, _, arg = src.partition(":")
         fn = getattr(self, f"_src_{kind}", None)
         if fn is None:
             raise AddressError(f"unknown source kind {kind!r}")
-        return fn(arg, family)
+        if kind == "ubus":
+            return self._src_ubus(arg, family, prefixes)
+        return [c if isinstance(c, Candidate) else Candidate(c) for c in fn(arg, family)]
 
     def _src_static(self, arg: str, family: int) -> List[str]:
         found = [a for a in scan(arg, family) if normalize(a) == normalize(arg)] if family_of(arg) else []
@@ -146,9 +229,9 @@ class Detector:
         mine = [a for a in addrs if a.ifname == name and a.family == family]
         if not mine:
             raise AddressError(f"no IPv{family} address on {name}")
-        # Global scope first, then stable before temporary/deprecated ones.
-        usable = [a.address for a in mine if a.usable and a.scope == 0]
-        return usable or [a.address for a in mine if a.usable]
+        # Global scope only; other scopes are offered only so the refusal can say "link-local".
+        glob = [a for a in mine if a.scope == 0]
+        return [_from_kernel(a) for a in (glob or mine)]
 
     def _src_url(self, arg: str, family: int) -> List[str]:
         from edgeddns.echo import fetch
@@ -182,7 +265,7 @@ class Detector:
             raise AddressError(f"printed no IPv{family} address")
         return found
 
-    def _src_ubus(self, arg: str, family: int) -> List[str]:
+    def _src_ubus(self, arg: str, family: int, prefixes: bool = False) -> List[Candidate]:
         try:
             proc = self.run(["ubus", "call", f"network.interface.{arg}", "status"], capture_output=True,
                             text=True, timeout=self.cmd_timeout, check=False)
@@ -196,19 +279,57 @@ class Detector:
             status: Dict = json.loads(proc.stdout)
         except ValueError:
             raise AddressError("ubus printed malformed JSON") from None
-        key = "ipv4-address" if family == 4 else "ipv6-address"
-        out = []
-        for entry in status.get(key) or []:
-            if isinstance(entry, dict) and isinstance(entry.get("address"), str):
-                out.append(entry["address"])
-        if family == 6:
-            # Delegated prefixes carry the router's own address on LAN-side assignments.
-            for entry in status.get("ipv6-prefix-assignment") or []:
-                la = entry.get("local-address") if isinstance(entry, dict) else None
-                if isinstance(la, dict) and isinstance(la.get("address"), str):
-                    out.append(la["address"])
-        out = [a for a in out if family_of(a) == family]
+        if not isinstance(status, dict):
+            raise AddressError("ubus printed no interface status")
+        out: List[Candidate] = []
+        if prefixes:
+            # A suffix record wants the delegated prefix (``ipv6-prefix``, on the WAN side), or
+            # the part of it assigned to this interface (``ipv6-prefix-assignment``, on a LAN).
+            out.extend(_from_netifd(e) for e in _entries(status, "ipv6-prefix"))
+            if not out:
+                out.extend(_from_netifd(e) for e in _entries(status, "ipv6-prefix-assignment"))
+            what = "delegated IPv6 prefix"
+        else:
+            key = "ipv4-address" if family == 4 else "ipv6-address"
+            out.extend(_from_netifd(e) for e in _entries(status, key))
+            if family == 6:
+                # Delegated prefixes carry the router's own address on LAN-side assignments.
+                for entry in _entries(status, "ipv6-prefix-assignment"):
+                    la = entry.get("local-address")
+                    if isinstance(la, dict) and isinstance(la.get("address"), str):
+                        out.append(_from_netifd({**entry, **la}))
+            what = f"IPv{family} address"
+        out = [c for c in out if family_of(c.address) == family]
         if not out:
-            raise AddressError(f"interface {arg!r} has no IPv{family} address"
+            raise AddressError(f"interface {arg!r} has no {what}"
                                + ("" if status.get("up", True) else " (it is down)"))
         return out
+
+
+def _entries(status: Dict[str, Any], key: str) -> List[Dict[str, Any]]:
+    return [e for e in status.get(key) or [] if isinstance(e, dict) and isinstance(e.get("address"), str)]
+
+
+def _lifetime(v: Any) -> Optional[int]:
+    return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
+
+
+def _from_netifd(entry: Dict[str, Any]) -> Candidate:
+    """netifd's ``{"address", "mask", "preferred", "valid"}``; it leaves lifetimes out when infinite."""
+    mask = entry.get("mask")
+    return Candidate(entry["address"], prefixlen=mask if isinstance(mask, int) else None,
+                     preferred=_lifetime(entry.get("preferred")), valid=_lifetime(entry.get("valid")), known=True)
+
+
+def _from_kernel(a: IfAddr) -> Candidate:
+    from edgeddns import netlink
+
+    v6 = a.family == 6
+    return Candidate(
+        a.address, prefixlen=a.prefixlen,
+        temporary=v6 and bool(a.flags & netlink.IFA_F_TEMPORARY),  # on IPv4 the bit means "secondary"
+        deprecated=bool(a.flags & netlink.IFA_F_DEPRECATED) or (v6 and a.preferred == 0),
+        tentative=bool(a.flags & (netlink.IFA_F_TENTATIVE | netlink.IFA_F_DADFAILED)),
+        preferred=None if a.preferred == netlink.INFINITY_LIFE else a.preferred,
+        valid=None if a.valid == netlink.INFINITY_LIFE else a.valid,
+        created=a.created or None, known=True)

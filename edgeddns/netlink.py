@@ -51,6 +51,7 @@ class IfAddr:
     scope: int
     preferred: int = INFINITY_LIFE  # seconds left, or INFINITY_LIFE
     valid: int = INFINITY_LIFE
+    created: int = 0  # the kernel's creation stamp (IFA_CACHEINFO cstamp, 1/100 s since boot)
 
     @property
     def usable(self) -> bool:
@@ -95,8 +96,11 @@ def parse(data: bytes) -> Iterator[IfAddr]:
             if IFA_FLAGS in attrs and len(attrs[IFA_FLAGS]) >= 4:
                 (flags,) = struct.unpack("=I", attrs[IFA_FLAGS][:4])
             preferred = valid = INFINITY_LIFE
+            created = 0
             if IFA_CACHEINFO in attrs and len(attrs[IFA_CACHEINFO]) >= 8:
                 preferred, valid = struct.unpack("=II", attrs[IFA_CACHEINFO][:8])
+                if len(attrs[IFA_CACHEINFO]) >= 12:
+                    (created,) = struct.unpack("=I", attrs[IFA_CACHEINFO][8:12])
             # IFA_LOCAL is our own end on point-to-point links (PPPoE WAN);
             # IFA_ADDRESS is then the peer. IPv6 only sends IFA_ADDRESS.
             raw = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
@@ -104,7 +108,7 @@ def parse(data: bytes) -> Iterator[IfAddr]:
                 addr = str(ipaddress.ip_address(raw))
                 # The device name, not IFA_LABEL: "eth0:1" aliases belong to eth0.
                 yield IfAddr(mtype, index, _ifname(index), 4 if fam == socket.AF_INET else 6, addr, plen,
-                             flags, scope, preferred, valid)
+                             flags, scope, preferred, valid, created)
         elif mtype == NLMSG_DONE:
             return
         off += (length + 3) & ~3

@@ -14,7 +14,17 @@ from typing import Any, Dict, List, Optional
 from edgeddns.config.model import Config, ProviderConfig, RecordConfig, config_sources
 from edgeddns.config.mqtt_section import mqtt_section
 from edgeddns.config.reader import Reader
-from edgeddns.config.sections import agent_section, clock_section, ip_section, sources, valid_hostname
+from edgeddns.config.sections import (
+    RECORD_ADDRESS_KEYS,
+    agent_section,
+    clock_section,
+    ip_section,
+    match_key,
+    select_key,
+    sources,
+    suffix_keys,
+    valid_hostname,
+)
 from edgeddns.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -123,10 +133,12 @@ def _records(rd: Reader, data: Dict[str, Any], providers: Dict[str, ProviderConf
         if ttl is not None and not 1 <= ttl <= 86400 * 7:
             raise rd.fail(f"{key}.ttl", "must be between 1 and 604800 seconds")
         ropts = rd.options(r, key, cls.RECORD_OPTIONS,
-                           ("name", "type", "provider", "zone", "ttl", "ip", "allow_private"))
+                           ("name", "type", "provider", "zone", "ttl", "ip", "allow_private") + RECORD_ADDRESS_KEYS)
         rec = RecordConfig(name=rname, type=rtype, provider=pname, zone=zone, ttl=ttl,
                            ip=sources(rd, r, key, "ip"),
-                           allow_private=rd.get(r, key, "allow_private", bool, False), options=ropts)
+                           allow_private=rd.get(r, key, "allow_private", bool, False), options=ropts,
+                           select=select_key(rd, r, key), match=match_key(rd, r, key, 4 if rtype == "A" else 6))
+        rec.ipv6_suffix, rec.prefix_len = suffix_keys(rd, r, key, rtype)
         if rec.key in seen:
             raise rd.fail(f"{key}.name", f"{rname} {rtype} is listed twice")
         seen.add(rec.key)

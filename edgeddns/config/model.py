@@ -7,7 +7,7 @@ A leaf (it imports only :mod:`edgeddns.options`), so providers can name
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from edgeddns.options import Secret
 
@@ -24,6 +24,8 @@ class AgentConfig:
 class IpConfig:
     ipv4: List[str] = field(default_factory=list)
     ipv6: List[str] = field(default_factory=list)
+    select: str = "stable"  # which IPv6 address of a source wins (edgeddns.ipselect)
+    match: Optional[str] = None  # a prefix or interface id the address must have
 
 
 DEFAULT_NTP_SERVERS = [
@@ -83,6 +85,10 @@ class RecordConfig:
     ip: Optional[List[str]] = None  # per-record source override
     allow_private: bool = False
     options: Dict[str, Any] = field(default_factory=dict)
+    ipv6_suffix: Optional[str] = None  # publish the source's prefix plus this interface id
+    prefix_len: int = 64
+    select: Optional[str] = None  # overrides [ip] select
+    match: Optional[str] = None  # overrides [ip] match
 
     @property
     def family(self) -> int:
@@ -107,6 +113,16 @@ class Config:
 
     def sources_for(self, record: RecordConfig) -> List[str]:
         return config_sources(self.ip, record)
+
+    def selection_for(self, record: RecordConfig) -> Tuple[str, Optional[str]]:
+        """(select, match) for a record: its own, else [ip]'s; an [ip] match of the other family does not apply."""
+        select = record.select or self.ip.select
+        if record.match is not None:
+            return select, record.match
+        m = self.ip.match
+        if m is not None and (6 if ":" in m else 4) != record.family:
+            m = None
+        return select, m
 
     def record(self, name: str, rtype: Optional[str] = None) -> List[RecordConfig]:
         name = name.rstrip(".").lower()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from edgeddns.config.model import DEFAULT_NTP_SERVERS, AgentConfig, ClockConfig, IpConfig
 from edgeddns.config.reader import Reader, tname
@@ -87,8 +87,59 @@ def agent_section(rd: Reader, data: Dict[str, Any]) -> AgentConfig:
 
 def ip_section(rd: Reader, data: Dict[str, Any]) -> IpConfig:
     i = rd.table(data.get("ip"), "ip")
-    rd.only(i, "ip", {"ipv4", "ipv6"})
-    return IpConfig(ipv4=sources(rd, i, "ip", "ipv4") or [], ipv6=sources(rd, i, "ip", "ipv6") or [])
+    rd.only(i, "ip", {"ipv4", "ipv6", "select", "match"})
+    return IpConfig(ipv4=sources(rd, i, "ip", "ipv4") or [], ipv6=sources(rd, i, "ip", "ipv6") or [],
+                    select=select_key(rd, i, "ip") or "stable", match=match_key(rd, i, "ip", None))
+
+
+RECORD_ADDRESS_KEYS = ("ipv6_suffix", "prefix_len", "select", "match")
+
+
+def select_key(rd: Reader, data: Dict[str, Any], key: str) -> Optional[str]:
+    from edgeddns.ipselect import POLICIES
+
+    value = rd.get(data, key, "select", str)
+    if value is not None and value not in POLICIES:
+        raise rd.fail(f"{key}.select", f'must be one of {", ".join(POLICIES)}, not "{value}"')
+    return value
+
+
+def match_key(rd: Reader, data: Dict[str, Any], key: str, family: Optional[int]) -> Optional[str]:
+    """``match``: a prefix or an interface id (checked here, parsed again where it is used)."""
+    from edgeddns.ipselect import parse_match
+
+    value = rd.get(data, key, "match", str)
+    if value is None:
+        return None
+    try:
+        m = parse_match(value)
+    except ValueError as e:
+        raise rd.fail(f"{key}.match", str(e)) from None
+    if family is not None and m.family != family:
+        raise rd.fail(f"{key}.match", f'"{value}" is an IPv{m.family} match, but this is an IPv{family} record')
+    return value.strip()
+
+
+def suffix_keys(rd: Reader, data: Dict[str, Any], key: str, rtype: str) -> Tuple[Optional[str], int]:
+    """``ipv6_suffix`` and ``prefix_len`` of a record."""
+    from edgeddns.ipsuffix import DEFAULT_PREFIX_LEN, parse_suffix
+
+    suffix = rd.get(data, key, "ipv6_suffix", str)
+    plen = rd.get(data, key, "prefix_len", int)
+    if suffix is None:
+        if plen is not None:
+            raise rd.fail(f"{key}.prefix_len", "only means something with ipv6_suffix")
+        return None, DEFAULT_PREFIX_LEN
+    if rtype != "AAAA":
+        raise rd.fail(f"{key}.ipv6_suffix", 'needs type = "AAAA"')
+    plen = DEFAULT_PREFIX_LEN if plen is None else plen
+    if not 1 <= plen <= 128:
+        raise rd.fail(f"{key}.prefix_len", f"must be between 1 and 128, not {plen}")
+    try:
+        parse_suffix(suffix, plen)
+    except ValueError as e:
+        raise rd.fail(f"{key}.ipv6_suffix", str(e)) from None
+    return suffix.strip(), plen
 
 
 def clock_section(rd: Reader, data: Dict[str, Any]) -> ClockConfig:
