@@ -15,7 +15,6 @@ from urllib.parse import quote, urlsplit
 
 from edgeddns.errors import AuthError, NotFoundError, ProviderError, RateLimitedError
 from edgeddns.options import Opt, Secret
-from edgeddns.providers._signed import longest_zone
 from edgeddns.providers.base import Provider
 
 if TYPE_CHECKING:
@@ -41,7 +40,9 @@ class PowerdnsProvider(Provider):
         if not base.endswith("/api/v1"):
             base += "/api/v1"
         self.base = f"{base}/servers/{quote(self.options.get('server_id') or 'localhost', safe='')}"
-        self._zones: Optional[Dict[str, str]] = None  # zone name -> id
+        from edgeddns.providers.zones import ZoneResolver
+
+        self.zones = ZoneResolver(monotonic=ctx.monotonic, list_zones=self._list_zones)
 
     @classmethod
     def check_config(cls, cfg: ProviderConfig, resolve_path) -> Optional[Tuple[str, str]]:
@@ -86,14 +87,12 @@ class PowerdnsProvider(Provider):
 
     # -- zones ----------------------------------------------------------------
 
-    def zones(self) -> Dict[str, str]:
-        if self._zones is None:
-            found: Dict[str, str] = {}
-            for z in self.call("GET", "/zones") or []:
-                if isinstance(z, dict) and z.get("name") and z.get("id"):
-                    found[str(z["name"]).rstrip(".").lower()] = str(z["id"])
-            self._zones = found
-        return self._zones
+    def _list_zones(self) -> Dict[str, str]:
+        found: Dict[str, str] = {}
+        for z in self.call("GET", "/zones") or []:
+            if isinstance(z, dict) and z.get("name") and z.get("id"):
+                found[str(z["name"]).rstrip(".").lower()] = str(z["id"])
+        return found
 
     def zone_for(self, record: RecordConfig) -> Tuple[str, str]:
         """(zone name, zone id): the record's or provider's zone, else the longest one the server has."""
@@ -101,11 +100,11 @@ class PowerdnsProvider(Provider):
         if zone is not None:
             # The id of a zone is its name with the final dot (PowerDNS escapes "/" as "=2F").
             return zone, zone + "."
-        owned = self.zones()
-        zone = longest_zone(record.name, owned)
-        if zone is None:
+        assert self.zones is not None
+        found = self.zones.find(record.name)
+        if found is None:
             raise NotFoundError(f"PowerDNS: no zone on server {self.options.get('server_id')} holds {record.name}")
-        return zone, owned[zone]
+        return found
 
     # -- records ------------------------------------------------------------
 

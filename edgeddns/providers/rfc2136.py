@@ -116,6 +116,9 @@ class Rfc2136Provider(Provider):
     def host(self) -> str:
         return self.server_host
 
+    def forget_zones(self) -> None:
+        self._zones.clear()
+
     # -- transport ----------------------------------------------------------
 
     def _address(self, kind: int):
