@@ -14,8 +14,6 @@ import ipaddress
 import json
 import logging
 import re
-import shlex
-import subprocess
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
@@ -139,7 +137,7 @@ class Detector:
     clock: Optional[Clock] = None
     url_timeout: float = 5.0
     cmd_timeout: float = 10.0
-    run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run
+    run: Optional[Callable[..., Any]] = None  # subprocess.run, imported when a cmd:/ubus: source runs
     interface_addresses: Optional[Callable[[int], list]] = None
 
     def detect(self, sources: List[str], family: int, allow_private: bool = False, *,
@@ -245,13 +243,22 @@ class Detector:
             raise AddressError(f"no IPv{family} address in the answer")
         return found[:1]
 
+    def _run(self, argv: List[str]) -> Any:
+        import subprocess
+
+        return (self.run or subprocess.run)(argv, capture_output=True, text=True, timeout=self.cmd_timeout,
+                                            check=False)
+
     def _src_cmd(self, arg: str, family: int) -> List[str]:
+        import shlex
+        import subprocess
+
         try:
             argv = shlex.split(arg)
         except ValueError as e:
             raise AddressError(f"bad command line: {e}") from None
         try:
-            proc = self.run(argv, capture_output=True, text=True, timeout=self.cmd_timeout, check=False)
+            proc = self._run(argv)
         except FileNotFoundError:
             raise AddressError(f"command not found: {argv[0]}") from None
         except subprocess.TimeoutExpired:
@@ -266,9 +273,10 @@ class Detector:
         return found
 
     def _src_ubus(self, arg: str, family: int, prefixes: bool = False) -> List[Candidate]:
+        import subprocess
+
         try:
-            proc = self.run(["ubus", "call", f"network.interface.{arg}", "status"], capture_output=True,
-                            text=True, timeout=self.cmd_timeout, check=False)
+            proc = self._run(["ubus", "call", f"network.interface.{arg}", "status"])
         except FileNotFoundError:
             raise AddressError("ubus not found (not OpenWrt?)") from None
         except (subprocess.TimeoutExpired, OSError):

@@ -7,8 +7,6 @@ everywhere live here.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from typing import TYPE_CHECKING, Mapping
 from urllib.parse import quote, urlsplit
 
@@ -17,10 +15,15 @@ if TYPE_CHECKING:
 
 
 def sha256_hex(data: bytes) -> str:
+    import hashlib
+
     return hashlib.sha256(data).hexdigest()
 
 
 def hmac_sha256(key: bytes, msg: str) -> bytes:
+    import hashlib
+    import hmac
+
     return hmac.new(key, msg.encode("utf-8"), hashlib.sha256).digest()
 
 

@@ -15,11 +15,7 @@ the signature covers a canonical request with a SHA-256 of the body.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import time
-import uuid
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import quote
 
@@ -31,7 +27,7 @@ from edgeddns.errors import (
     RateLimitedError,
 )
 from edgeddns.options import Opt, Secret
-from edgeddns.providers._signed import host_header
+from edgeddns.providers._signed import host_header, sha256_hex
 from edgeddns.providers.base import Provider, RemoteRecord, split_name
 
 if TYPE_CHECKING:
@@ -56,6 +52,10 @@ def string_to_sign(method: str, params: Mapping[str, str]) -> str:
 
 
 def sign(method: str, params: Mapping[str, str], secret: str) -> str:
+    import base64
+    import hashlib
+    import hmac
+
     digest = hmac.new((secret + "&").encode(), string_to_sign(method, params).encode(), hashlib.sha1).digest()
     return base64.b64encode(digest).decode()
 
@@ -70,11 +70,21 @@ ACS3 = "ACS3-HMAC-SHA256"
 def acs3_signature(secret: str, *, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str],
                    signed_headers: List[str], payload: bytes) -> str:
     """Hex HMAC-SHA256 (keyed with the raw secret) of ``ACS3-HMAC-SHA256\\n<hex sha256(canonical request)>``."""
+    import hashlib
+    import hmac
+
     canonical_headers = "".join(f"{h}:{headers[h].strip()}\n" for h in signed_headers)
     canonical = "\n".join([method, path, canonical_query(query), canonical_headers, ";".join(signed_headers),
                            hashlib.sha256(payload).hexdigest()])
     to_sign = f"{ACS3}\n{hashlib.sha256(canonical.encode('utf-8')).hexdigest()}"
     return hmac.new(secret.encode("utf-8"), to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+
+def _uuid4() -> str:
+    import uuid  # with its platform probe, only once a request is signed
+
+    return str(uuid.uuid4())
 
 
 # Alidns error codes mapped to ours; prefixes end with "*".
@@ -123,7 +133,7 @@ class AlidnsProvider(Provider):
     }
     SIGNED = True
 
-    def __init__(self, ctx, nonce: Callable[[], str] = lambda: str(uuid.uuid4())):
+    def __init__(self, ctx, nonce: Callable[[], str] = _uuid4):
         super().__init__(ctx)
         self.endpoint = self.config.endpoint or ENDPOINT
         self.nonce = nonce
@@ -168,7 +178,7 @@ class AlidnsProvider(Provider):
             "x-acs-version": API_VERSION,
             "x-acs-date": timestamp(self.ctx.clock.now()),
             "x-acs-signature-nonce": self.nonce(),
-            "x-acs-content-sha256": hashlib.sha256(payload).hexdigest(),
+            "x-acs-content-sha256": sha256_hex(payload),
         }
         token = self.options.get("security_token")
         if token is not None:

@@ -17,11 +17,8 @@ running out. See docs/providers.md.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
-import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, Type
 from urllib.parse import urlsplit
@@ -127,11 +124,15 @@ class HoldStore:
     @property
     def salt(self) -> str:
         if not self.data["salt"]:
+            import secrets
+
             self.data["salt"] = secrets.token_hex(16)
         return self.data["salt"]
 
     def fingerprint(self, parts: Any) -> str:
         # Salted so the file does not hold a plain hash of a password.
+        import hashlib
+
         blob = json.dumps(parts, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256((self.salt + "\0" + blob).encode()).hexdigest()
 
@@ -222,6 +223,8 @@ class Dyndns2Provider(Provider):
             return params, headers
         params = {"hostname": record.name, (p.v4_param if record.type == "A" else p.v6_param): value}
         params.update(p.keep_other.get(record.type, {}))
+        import base64
+
         cred = f"{self.options['username']}:{self.options['password'].reveal()}".encode()
         headers["Authorization"] = "Basic " + base64.b64encode(cred).decode()
         return params, headers

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import shlex
-import subprocess
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from edgeddns.errors import ProviderError
@@ -24,6 +22,8 @@ if TYPE_CHECKING:
 
 def _check_cmd(v: str) -> Optional[str]:
     try:
+        import shlex
+
         return None if shlex.split(v) else "is empty"
     except ValueError as e:
         return f"is not a valid command line: {e}"
@@ -109,6 +109,9 @@ class HostsProvider(Provider):
         cmd = self.options.get("reload_cmd")
         if not cmd:
             return
+        import shlex
+        import subprocess
+
         try:
             proc = subprocess.run(shlex.split(cmd), capture_output=True, timeout=30, check=False)
         except (OSError, subprocess.TimeoutExpired) as e:

@@ -13,10 +13,8 @@ from __future__ import annotations
 import calendar
 import re
 import time
-import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import quote, urlsplit
-from xml.sax.saxutils import escape
 
 from edgeddns.errors import (
     AuthError,
@@ -35,6 +33,8 @@ from edgeddns.providers._signed import (
 from edgeddns.providers.base import Provider, RemoteRecord
 
 if TYPE_CHECKING:
+    import xml.etree.ElementTree as ET
+
     from edgeddns.config import RecordConfig
     from edgeddns.http import HttpResponse
 
@@ -43,6 +43,11 @@ API = "/2013-04-01"
 NS = "https://route53.amazonaws.com/doc/2013-04-01/"
 ALGORITHM = "AWS4-HMAC-SHA256"
 AMZ_DATE = "%Y%m%dT%H%M%SZ"
+
+
+def escape(text: str) -> str:
+    """XML character data (xml.sax.saxutils.escape pulls in urllib.request, http.client and ssl)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def sigv4_signature(secret_key: str, *, method: str, path: str, query: Mapping[str, str],
@@ -189,6 +194,8 @@ class Route53Provider(Provider):
         return self._check(resp)
 
     def _check(self, resp: HttpResponse) -> ET.Element:
+        import xml.etree.ElementTree as ET  # expat, loaded once a reply is read
+
         root: Optional[ET.Element]
         try:
             root = ET.fromstring(resp.body) if resp.body.strip() else None

@@ -1,0 +1,135 @@
+"""What the cheap paths import: deterministic stand-ins for the benchmarks' timings.
+
+A router pays for every module on every WAN event and cron tick, so the
+no-change ``update`` and the hotplug ``trigger`` must not load the TLS stack,
+the HTTP client, MQTT, hashing (OpenSSL's libcrypto) or the mail parser.
+Timings live in ``bench/light.py``; here only the module sets are asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from tests.conftest import ROOT, write_config
+
+# Modules whose import costs milliseconds and megabytes on a router.
+HEAVY = ("ssl", "_ssl", "email", "hashlib", "_hashlib", "hmac", "secrets", "requests", "urllib3", "paho",
+         "http.client", "uuid", "random", "tempfile", "ctypes", "xml", "subprocess", "platform", "shlex",
+         "asyncio", "concurrent", "zipfile", "tarfile", "decimal", "statistics")
+
+
+def heavy(mods):
+    return sorted(m for m in mods if m in HEAVY or m.split(".")[0] in HEAVY)
+
+
+def loaded_by(argv, cwd=ROOT):
+    """Run the CLI in a fresh interpreter and return (exit status, modules loaded beyond a bare start)."""
+    code = ("import sys, json\nbare = set(sys.modules)\nfrom edgeddns.cli import main\nrc = main(%r)\n"
+            "sys.stdout.flush()\nprint('\\nMODULES ' + json.dumps(sorted(set(sys.modules) - bare)))\n"
+            "raise SystemExit(rc)" % (argv,))
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=cwd, timeout=60)
+    line = [x for x in p.stdout.splitlines() if x.startswith("MODULES ")]
+    assert line, p.stdout + p.stderr
+    return p, json.loads(line[-1][len("MODULES "):])
+
+
+def test_no_change_update_with_hosts_imports_nothing_heavy(tmp_path):
+    cfg = write_config(tmp_path, f"""
+        [agent]
+        node_id = "t"
+        state_dir = "{tmp_path}/state"
+        [ip]
+        ipv4 = ["static:8.8.8.8"]
+        [providers.lan]
+        type = "hosts"
+        path = "{tmp_path}/hosts"
+        [[records]]
+        name = "home.example.com"
+        provider = "lan"
+    """)
+    p, _ = loaded_by(["update", "-c", cfg])
+    assert p.returncode == 0 and "updated" in p.stdout, p.stdout + p.stderr
+    p, mods = loaded_by(["update", "-c", cfg])
+    assert p.returncode == 0 and "unchanged" in p.stdout, p.stdout + p.stderr
+    assert heavy(mods) == [], heavy(mods)
+
+
+@pytest.fixture
+def checkip():
+    """A plain-HTTP "what is my address" page, as dyndns2 services offer."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"Current IP Address: 8.8.4.4\n"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{srv.server_port}/"
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_no_change_update_with_dyndns2_and_url_source_imports_nothing_heavy(tmp_path, checkip):
+    state = tmp_path / "state"
+    cfg = write_config(tmp_path, f"""
+        [agent]
+        node_id = "t"
+        state_dir = "{state}"
+        [ip]
+        ipv4 = ["url:{checkip}"]
+        [providers.dyn]
+        type = "dyndns2"
+        endpoint = "https://127.0.0.1:1/nic/update"
+        username = "user"
+        password = "pass-word-1234"
+        [[records]]
+        name = "home.example.com"
+        provider = "dyn"
+    """)
+    # The state a successful update leaves (the provider itself is not what this test is about):
+    # one run with --dry-run checks the address detection works, then the state says "published".
+    p, _ = loaded_by(["update", "-c", cfg, "--dry-run", "--json"])
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert json.loads(p.stdout.splitlines()[0])["ip"] == "8.8.4.4"
+    seed = "import sys; from edgeddns.config import load; from edgeddns.engine import Engine; " \
+           "from edgeddns.clock import build_clock; from edgeddns.state import StateStore; " \
+           "cfg = load(sys.argv[1]); st = StateStore.open(cfg.agent.state_dir); " \
+           "e = Engine(cfg, build_clock(cfg.clock, cfg.agent.state_dir), st); " \
+           "from edgeddns.result import Result; r = Result(record='home.example.com', type='A', provider='dyn', " \
+           "ip=None, previous_ip=None, status='failed'); e._save(cfg.records[0], '8.8.4.4', r); st.flush()"
+    subprocess.run([sys.executable, "-c", seed, cfg], check=True, env=dict(os.environ, PYTHONPATH=ROOT))
+    p, mods = loaded_by(["update", "-c", cfg, "--json"])
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert json.loads(p.stdout.splitlines()[0])["status"] == "unchanged", p.stdout
+    assert heavy(mods) == [], heavy(mods)
+
+
+def test_every_provider_module_imports_light():
+    """Loading a config validates each provider's options from its module: that import must stay cheap."""
+    from edgeddns.providers import PROVIDERS
+
+    code = ("import sys, json\nfrom edgeddns import config, providers\nfrom edgeddns.providers import base\n"
+            "bare = set(sys.modules)\nimport importlib\n"
+            "for t in sys.argv[1:]:\n    importlib.import_module(providers.PROVIDERS[t].split(':')[0])\n"
+            "print(json.dumps(sorted(set(sys.modules) - bare)))")
+    for ptype in sorted(PROVIDERS):
+        p = subprocess.run([sys.executable, "-c", code, ptype], capture_output=True, text=True,
+                           env=dict(os.environ, PYTHONPATH=ROOT), timeout=60)
+        assert p.returncode == 0, p.stderr
+        assert heavy(json.loads(p.stdout)) == [], (ptype, heavy(json.loads(p.stdout)))
