@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 from tests.agentproc import env
 from tests.conftest import ROOT, write_config
@@ -83,6 +84,7 @@ def _crowded(ns: str) -> None:
         "preferred_lft", "3600")
     _ip(ns, "-6", "addr", "add", f"{P}::1/64", "dev", "wan0", "preferred_lft", "0")  # deprecated
     _ip(ns, "-6", "addr", "add", f"{P}::9/64", "dev", "wan0")  # permanent
+    time.sleep(0.05)  # the kernel's creation stamp counts in 1/100 s: make "newest" unambiguous
     _ip(ns, "-6", "addr", "add", "2a01:4f8:10a:2::4/64", "dev", "wan0", "valid_lft", "9000",
         "preferred_lft", "8000")  # another prefix, the longest finite lifetime
     # DAD that never ends: this one stays tentative.
