@@ -1,0 +1,190 @@
+"""MQTT, inbound: from a message on a command topic to an answer and work for the agent.
+
+Runs on paho's network thread, so it only parses, validates and hands work on:
+updates to the agent's queue, ``status`` answered at once, ``reload`` and
+``sync_time`` (which may block on files or NTP) to a short-lived helper thread.
+It also recognises the probe the connection sends itself to check that the
+broker delivers commands.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import secrets as _secrets
+import threading
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
+
+from edgeddns.commands import AnswerCache, Command, Rejection, parse
+from edgeddns.mqtt_outbound import Outbox, stamp
+
+if TYPE_CHECKING:
+    from edgeddns.agent import Agent
+
+log = logging.getLogger("edgeddns.mqtt")
+
+PROBE_TIMEOUT = 5.0  # seconds for our own probe command to come back
+
+
+def guarded(fn: Callable) -> Callable:
+    """Wrap a paho callback so that no exception can reach paho's network thread."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            fn(*args, **kwargs)
+        except Exception:
+            log.exception("MQTT callback %s failed (the connection stays up)", fn.__name__)
+
+    return wrapper
+
+
+class Inbox:
+    def __init__(self, outbox: Outbox, topics: Dict[str, str], node: str):
+        self.out = outbox
+        self.m = outbox.m
+        self.topics = topics
+        self.node = node
+        self.agent: Optional["Agent"] = None
+        self._answers = AnswerCache()
+        self._jobs: Dict[str, threading.Thread] = {}
+        self._probe: Optional[str] = None
+        self._probe_ok = threading.Event()
+        self._probe_timer: Optional[threading.Timer] = None
+        self.is_connected: Callable[[], bool] = lambda: self.out.connected
+        self.stopping: Callable[[], bool] = lambda: False
+
+    # ---- the probe: does the broker deliver what it let us subscribe to? ----------------
+    def start_probe(self) -> None:
+        """Mosquitto grants a subscription its ACL forbids, then delivers nothing: check delivery."""
+        self._probe = _secrets.token_hex(8)
+        self._probe_ok.clear()
+        with self.out.lock:
+            self.out.send(self.topics["probe"], self._probe_payload(), 1, False)
+        self.cancel_probe()
+        t = threading.Timer(PROBE_TIMEOUT, self._check_probe, args=(self._probe,))
+        t.daemon = True
+        self._probe_timer = t
+        t.start()
+
+    def cancel_probe(self) -> None:
+        if self._probe_timer is not None:
+            self._probe_timer.cancel()
+
+    @guarded
+    def _check_probe(self, nonce: str) -> None:
+        if self._probe_ok.is_set() or self._probe != nonce or not self.is_connected() or self.stopping():
+            return
+        log.warning("a probe published to %s did not come back within %.0f s: the broker accepted the "
+                    "subscription but does not deliver its messages (an ACL that forbids reading the command "
+                    "topics?); commands will not reach this agent", self.topics["probe"], PROBE_TIMEOUT)
+
+    def _is_probe(self, payload: bytes) -> bool:
+        return bytes(payload) == self._probe_payload()
+
+    def _probe_payload(self) -> bytes:
+        return json.dumps({"probe": self._probe}).encode()
+
+    # ---- messages -------------------------------------------------------------------
+    def on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        topic = msg.topic
+        if topic == self.topics["ha_status"]:
+            if msg.payload.strip() == b"online":
+                self.out.republish()
+            return
+        for base in (self.topics["cmd"], self.topics["all"]):
+            if topic.startswith(base + "/"):
+                action = topic[len(base) + 1:]
+                break
+        else:
+            return
+        if action == "probe" and self._probe is not None and self._is_probe(msg.payload):
+            self._probe_ok.set()
+            return
+        props = getattr(msg, "properties", None)
+        reply_to = getattr(props, "ResponseTopic", None) if props is not None else None
+        if reply_to is not None and (not isinstance(reply_to, str) or not 0 < len(reply_to) <= 256
+                                     or any(ch in reply_to for ch in "+#\0")):
+            reply_to = None
+        corr = getattr(props, "CorrelationData", None) if props is not None else None
+        agent = self.agent
+        assert agent is not None
+        cmd = parse(action, bytes(msg.payload), agent.config, retained=bool(msg.retain),
+                    max_payload=self.m.max_payload, accept_ip=self.m.accept_ip)
+        if isinstance(cmd, Rejection):
+            log.info("rejected MQTT command on %s: [%s] %s", topic[:120], cmd.code, cmd.message)
+            self.answer(cmd.action, cmd.id, cmd.answer(), reply_to, corr)
+            return
+        if cmd.id is not None:
+            earlier = self._answers.get(cmd.id)
+            if earlier is not None:
+                log.info("MQTT command id %r seen before: answering as before, not running it again", cmd.id)
+                self.out.answer(cmd.action, {**earlier, "duplicate": True}, reply_to, corr)
+                return
+        self._dispatch(cmd, reply_to, corr)
+
+    def answer(self, action: str, cid: Optional[str], answer: Dict[str, Any], reply_to: Optional[str],
+               corr: Optional[bytes]) -> None:
+        """One answer per command; remembered by id, so a repeated id gets the same one."""
+        answer = stamp(self.node, answer)
+        if cid is not None:
+            self._answers.put(cid, answer)
+        self.out.answer(action, answer, reply_to, corr)
+
+    def _dispatch(self, cmd: Command, reply_to: Optional[str], corr: Optional[bytes]) -> None:
+        from edgeddns.events import Event
+
+        agent = self.agent
+        assert agent is not None
+        base: Dict[str, Any] = {"id": cmd.id, "action": cmd.action}
+        if cmd.action == "update":
+            # A WAN event forwarded over MQTT may be one of a burst of flaps; "update now" is not.
+            agent.submit(Event("mqtt", records=cmd.records, force=cmd.force, id=cmd.id,
+                               addresses=dict(cmd.addresses), iface=cmd.iface,
+                               settle=bool(cmd.addresses or cmd.iface)))
+            answer = {**base, "status": "accepted", "records": cmd.records}
+            if cmd.ignored:
+                answer["ignored"] = cmd.ignored
+                answer["note"] = "addresses in commands are ignored unless [mqtt] accept_ip = true"
+            self.answer(cmd.action, cmd.id, answer, reply_to, corr)
+        elif cmd.action == "status":
+            self.answer(cmd.action, cmd.id, {**base, "status": "ok", "state": agent.state()}, reply_to, corr)
+        else:  # sync_time and reload may block (NTP, files): not on paho's thread
+            job = self._jobs.get(cmd.action)
+            if job is not None and job.is_alive():
+                self.answer(cmd.action, None, Rejection(cmd.action, "busy", f"a {cmd.action} is still running",
+                                                        cmd.id).answer(), reply_to, corr)
+                return
+            fn = self._reload if cmd.action == "reload" else self._sync_time
+            t = threading.Thread(target=guarded(fn), args=(cmd, base, reply_to, corr), daemon=True,
+                                 name=f"edgeddns-{cmd.action}")
+            self._jobs[cmd.action] = t
+            t.start()
+
+    def _reload(self, cmd: Command, base: Dict[str, Any], reply_to: Optional[str], corr: Optional[bytes]) -> None:
+        assert self.agent is not None
+        error = self.agent.reload()
+        if error is None:
+            answer = {**base, "status": "ok"}
+        else:
+            answer = Rejection(cmd.action, "config", error, cmd.id).answer()
+        self.answer(cmd.action, cmd.id, answer, reply_to, corr)
+
+    def _sync_time(self, cmd: Command, base: Dict[str, Any], reply_to: Optional[str],
+                   corr: Optional[bytes]) -> None:
+        from edgeddns.errors import EdgeError
+
+        assert self.agent is not None
+        clock = self.agent.clock
+        resync = getattr(clock, "resync", None)
+        answer: Dict[str, Any] = {**base, "status": "ok"}
+        if resync is None:
+            answer["note"] = "this clock does not measure an offset ([clock] mode = \"system\")"
+        else:
+            try:
+                resync()
+            except EdgeError as e:
+                answer = {**base, "status": "failed", "error": e.as_dict()}
+        answer["clock"] = {**clock.info().as_dict(), "trusted": clock.trusted}
+        self.answer(cmd.action, cmd.id, answer, reply_to, corr)
