@@ -11,6 +11,7 @@ rc.common and procd.sh that only records what procd would be asked to do.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -231,17 +232,38 @@ def test_openwrt_example_config_is_valid():
     assert control.state_dir_of(os.path.join(OPENWRT, "files/etc/edgeddns/config.toml")) == cfg.agent.state_dir
 
 
+def makefile_installs() -> dict:
+    """``./files/X`` -> installed path, from the Makefile's install recipe."""
+    mk = read(os.path.join(OPENWRT, "Makefile"))
+    recipe = mk.split("define Py3Package/edgeddns/install", 1)[1].split("endef", 1)[0]
+    return dict(re.findall(r"\./files/(\S+)\s+\$\(1\)/(\S+)", recipe))
+
+
+def shipped_files() -> set:
+    root = os.path.join(OPENWRT, "files")
+    return {os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs}
+
+
 def test_openwrt_makefile_installs_every_file():
     mk = read(os.path.join(OPENWRT, "Makefile"))
-    for f in ("usr/bin/edgeddns", "etc/init.d/edgeddns", "etc/hotplug.d/iface/95-edgeddns",
-              "etc/edgeddns/config.toml", "etc/edgeddns/hotplug.conf"):
-        assert f"./files/{f}" in mk and os.path.isfile(os.path.join(OPENWRT, "files", f))
+    installs = makefile_installs()
+    # Every shipped file is installed, to the same path, and nothing else is.
+    assert set(installs) == shipped_files()
+    assert all(src == dst for src, dst in installs.items())
     conffiles = mk.split("define Package/edgeddns/conffiles", 1)[1].split("endef", 1)[0].split()
     assert conffiles == ["/etc/edgeddns/config.toml", "/etc/edgeddns/hotplug.conf"]
     for dep in ("+python3-light", "+python3-requests", "+python3-paho-mqtt", "+python3-openssl"):
         assert dep in mk
-    for f in ("usr/bin/edgeddns", "etc/init.d/edgeddns"):
+    for f in ("usr/bin/edgeddns", "etc/init.d/edgeddns", "etc/hotplug.d/iface/95-edgeddns",
+              "etc/hotplug.d/ntp/25-edgeddns"):
         assert os.stat(os.path.join(OPENWRT, "files", f)).st_mode & stat.S_IXUSR
+
+
+def test_docs_table_lists_every_installed_file():
+    doc = read(os.path.join(ROOT, "docs/openwrt.md"))
+    table = doc.split("Installed files:", 1)[1].split("\n\n", 2)[1]
+    listed = set(re.findall(r"^\| `/(\S+)` \|", table, re.M))
+    assert listed == shipped_files()
 
 
 # ---- container --------------------------------------------------------------
@@ -317,10 +339,12 @@ def test_makefile_under_an_sdk_stand_in(tmp_path):
                         "stand-in-build"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
     modes = {f: stat.S_IMODE(os.stat(dest / f).st_mode) for f in (
-        "usr/bin/edgeddns", "etc/init.d/edgeddns", "etc/hotplug.d/iface/95-edgeddns", "etc/edgeddns/config.toml",
-        "etc/edgeddns/hotplug.conf")}
+        "usr/bin/edgeddns", "etc/init.d/edgeddns", "etc/hotplug.d/iface/95-edgeddns", "etc/hotplug.d/ntp/25-edgeddns",
+        "etc/edgeddns/config.toml", "etc/edgeddns/hotplug.conf")}
+    # hotplug-call sources the hotplug scripts: they need not be executable.
     assert modes == {"usr/bin/edgeddns": 0o755, "etc/init.d/edgeddns": 0o755,
-                     "etc/hotplug.d/iface/95-edgeddns": 0o644, "etc/edgeddns/config.toml": 0o600,
+                     "etc/hotplug.d/iface/95-edgeddns": 0o644, "etc/hotplug.d/ntp/25-edgeddns": 0o644,
+                     "etc/edgeddns/config.toml": 0o600,
                      "etc/edgeddns/hotplug.conf": 0o600}
     site = build / "edgeddns-0.1.0/ipkg-install/usr/lib/python3.11/site-packages"
     assert (site / "edgeddns/control.py").is_file() and (site / "edgeddns/providers/hosts.py").is_file()
