@@ -79,7 +79,7 @@ def test_hotplug_updates_through_a_running_agent(tmp_path, box):
         (tmp_path / "wan-ip").write_text("10.0.0.9\n")
         t0 = time.monotonic()
         r = hotplug({"ACTION": "ifup", "INTERFACE": "wan", "DEVICE": "eth1", "EDGEDDNS_BIN": "edgeddns",
-                     "EDGEDDNS_CONF": cfg}, bindir)
+                     "EDGEDDNS_CONF": cfg, "EDGEDDNS_STATE_DIR": str(tmp_path / "state")}, bindir)
         returned = time.monotonic() - t0
         assert r.returncode == 0 and r.stdout == "" and r.stderr == ""
         assert wait_for(lambda: "10.0.0.9 home.lan" in read(tmp_path / "hosts"))
@@ -92,28 +92,79 @@ def test_hotplug_updates_through_a_running_agent(tmp_path, box):
         # ifupdate with new addresses is an address change too.
         (tmp_path / "wan-ip").write_text("10.0.0.10\n")
         hotplug({"ACTION": "ifupdate", "INTERFACE": "wan6", "DEVICE": "eth1", "IFUPDATE_ADDRESSES": "1",
-                 "EDGEDDNS_BIN": "edgeddns", "EDGEDDNS_CONF": cfg}, bindir)
+                 "EDGEDDNS_BIN": "edgeddns", "EDGEDDNS_CONF": cfg, "EDGEDDNS_STATE_DIR": str(tmp_path / "state")},
+                bindir)
         assert wait_for(lambda: "10.0.0.10 home.lan" in read(tmp_path / "hosts"))
     finally:
         assert agent.stop() == 0, agent.log
 
 
 @needs_busybox
+def test_hotplug_at_boot_before_the_agent_does_not_warn(tmp_path, box):
+    """wan comes up before START=95 on every boot: no agent yet is normal, not a warning."""
+    bindir, logfile = box
+    calls = tmp_path / "calls"
+    stub = tmp_path / "edgeddns-stub"
+    stub.write_text(f'#!/bin/sh\necho "$@" >> {calls}\necho "edgeddns: no agent is running" >&2\nexit 3\n')
+    stub.chmod(0o755)
+    state = tmp_path / "state"  # never created: the agent has not started in this boot
+    r = hotplug({"ACTION": "ifup", "INTERFACE": "wan", "DEVICE": "eth1", "EDGEDDNS_BIN": str(stub),
+                 "EDGEDDNS_STATE_DIR": str(state)}, bindir)
+    assert r.returncode == 0
+    assert wait_for(lambda: "ifup wan" in read(logfile))
+    time.sleep(0.3)  # a background job would have logged by now
+    assert "daemon.warn" not in read(logfile), read(logfile)
+    assert "daemon.info" in read(logfile) and "checks every record when it starts" in read(logfile)
+    assert read(calls) == ""  # and no Python started for it
+
+
+@needs_busybox
+def test_hotplug_skips_when_the_agent_is_subscribed(tmp_path, box):
+    """With the agent subscribed to netifd (its pid in ubus.pid), the event is already in hand."""
+    bindir, logfile = box
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "ubus.pid").write_text(f"{os.getpid()}\n")
+    calls = tmp_path / "calls"
+    stub = tmp_path / "edgeddns-stub"
+    stub.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    stub.chmod(0o755)
+    r = hotplug({"ACTION": "ifup", "INTERFACE": "wan", "DEVICE": "eth1", "EDGEDDNS_BIN": str(stub),
+                 "EDGEDDNS_STATE_DIR": str(state)}, bindir)
+    time.sleep(0.5)  # a background job would have run by now
+    assert r.returncode == 0 and read(logfile) == "" and read(calls) == ""
+    # A pid that is gone (the agent was killed) does not count.
+    (state / "ubus.pid").write_text("999999999\n")
+    hotplug({"ACTION": "ifup", "INTERFACE": "wan", "DEVICE": "eth1", "EDGEDDNS_BIN": "edgeddns",
+             "EDGEDDNS_STATE_DIR": str(state)}, bindir)
+    assert wait_for(lambda: "ifup wan" in read(logfile))
+
+
+@needs_busybox
 def test_hotplug_without_an_agent_returns_and_logs(tmp_path, box):
     bindir, logfile = box
     (tmp_path / "wan-ip").write_text("10.0.0.1\n")
-    cfg = write_config(tmp_path, HOSTS_CONFIG.format(d=tmp_path, state=tmp_path / "state"))
+    state = tmp_path / "state"
+    cfg = write_config(tmp_path, HOSTS_CONFIG.format(d=tmp_path, state=state))
+    # A socket left by an agent that died: that one is worth a warning.
+    state.mkdir()
+    import socket as _socket
+
+    s = _socket.socket(_socket.AF_UNIX)
+    s.bind(str(state / control.SOCKET_NAME))
+    s.close()
     r = hotplug({"ACTION": "ifup", "INTERFACE": "wan", "DEVICE": "eth1", "EDGEDDNS_BIN": "edgeddns",
-                 "EDGEDDNS_CONF": cfg}, bindir)
+                 "EDGEDDNS_CONF": cfg, "EDGEDDNS_STATE_DIR": str(state)}, bindir)
     assert r.returncode == 0
     assert wait_for(lambda: "no agent is running" in read(logfile))
     assert "daemon.warn" in read(logfile)
     assert not (tmp_path / "hosts").exists()
-    # With EDGEDDNS_FALLBACK=1 the event updates the records itself.
+    # With EDGEDDNS_FALLBACK=1 the event updates the records itself (no agent ever started).
+    os.unlink(state / control.SOCKET_NAME)
     conf = tmp_path / "hotplug.conf"
     conf.write_text("EDGEDDNS_FALLBACK=1\n")
     hotplug({"ACTION": "ifup", "INTERFACE": "wan", "DEVICE": "eth1", "EDGEDDNS_BIN": "edgeddns",
-             "EDGEDDNS_CONF": cfg}, bindir, conf=str(conf))
+             "EDGEDDNS_CONF": cfg, "EDGEDDNS_STATE_DIR": str(state)}, bindir, conf=str(conf))
     assert wait_for(lambda: "10.0.0.1 home.lan" in read(tmp_path / "hosts"))
     assert wait_for(lambda: "ifup wan: updated" in read(logfile)), read(logfile)
 
