@@ -204,10 +204,12 @@ class Agent:
         # The last event that names itself or carries addresses speaks for the batch.
         lead = next((e for e in reversed(batch) if e.id is not None), batch[-1])
         addresses: Dict[int, str] = {}
+        interfaces: Dict[str, Dict[str, Any]] = {}
         for e in batch:
             addresses.update(e.addresses)
+            interfaces.update(e.interfaces)  # later notifications win
         req = UpdateRequest(records=None if names is None else sorted(names), force=any(e.force for e in batch),
-                            trigger=lead.trigger, id=lead.id, addresses=addresses)
+                            trigger=lead.trigger, id=lead.id, addresses=addresses, interfaces=interfaces)
         results = self.engine.run(req)
         ids = [e.id for e in batch if e.id is not None]
         if len(batch) > 1:
@@ -297,6 +299,10 @@ def attach_sources(agent: Agent, config: "Config") -> None:
         pass
     else:
         agent.add_source(ControlServer(config))
+    from edgeddns.ubus import UbusSource
+
+    if UbusSource.wanted(config):
+        agent.add_source(UbusSource(config))
     try:
         from edgeddns.netevents import NetlinkSource
     except ImportError:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from edgeddns.errors import (
     AddressError,
     ClockSkewError,
     EdgeError,
+    InterfaceDownError,
     NotFoundError,
     NotPublicError,
     ProviderError,
@@ -41,6 +42,7 @@ class UpdateRequest:
     trigger: str = "cli"
     id: Optional[str] = None
     addresses: Dict[int, str] = field(default_factory=dict)  # family -> address from the event
+    interfaces: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # netifd status per interface (ubus)
     dry_run: bool = False
 
 
@@ -113,7 +115,7 @@ class Engine:
         return [r for r in self.config.records if r.name in wanted]
 
     def run(self, req: UpdateRequest) -> List[Result]:
-        detections: Dict[Tuple[Tuple[str, ...], int, bool], Detection] = {}
+        detections: Dict[Any, Any] = {("netifd", name): status for name, status in req.interfaces.items()}
         results = []
         for rec in self.select(req.records):
             results.append(self._one(rec, req, detections))
@@ -138,6 +140,8 @@ class Engine:
         try:
             det = self._detect(rec, req, cache)
             if det.address is None:
+                if det.down and not det.refused:
+                    raise InterfaceDownError(det.down_reason())
                 if det.refused:
                     raise NotPublicError(det.reason())
                 raise AddressError(det.reason())
@@ -154,7 +158,8 @@ class Engine:
                 res.status, notes = self._apply(rec, det.address, prev.get("ip"))
                 res.extra.update(notes)
                 self._save(rec, det.address, res)
-        except NotPublicError as e:
+        except (NotPublicError, InterfaceDownError) as e:
+            # Not failures: nothing to retry until the address or the interface comes back.
             res.status, res.error = SKIPPED, e.as_dict()
         except EdgeError as e:
             res.status, res.error = FAILED, e.as_dict()

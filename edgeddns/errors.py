@@ -111,6 +111,16 @@ class BadAddressError(EdgeError):
     code = "bad_address"
 
 
+class InterfaceDownError(AddressError):
+    """The interface a record reads is down (netifd says so): the record is skipped, not retried."""
+
+    code = "interface_down"
+
+    def __init__(self, message: str, interfaces: tuple = ()):
+        super().__init__(message)
+        self.interfaces = interfaces
+
+
 ERROR_CODES = {
     "config": "the configuration is invalid",
     "auth": "the provider refused the credentials or the signature",
@@ -124,5 +134,6 @@ ERROR_CODES = {
     "no_address": "no address source produced an address (all failed)",
     "bad_address": "an address about to be published is not one plain address of the record's family (refused)",
     "not_public": "the detected address is private, CGNAT, loopback, link-local or ULA (record skipped)",
+    "interface_down": "the interface the record reads is down (record skipped until it comes back up)",
     "internal": "a bug in edgeddns: please report it",
 }

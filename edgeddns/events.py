@@ -24,6 +24,9 @@ class Event:
     id: Optional[str] = None
     addresses: Dict[int, str] = field(default_factory=dict)  # family -> address (already vetted)
     iface: Optional[str] = None
+    # netifd's status per interface, as its ubus notification carried it: the
+    # ``ubus:NAME`` sources read it instead of asking ubus again.
+    interfaces: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     done: Optional[Callable[[List[Result]], None]] = None  # called on the worker thread
     settle: bool = True  # False for an explicit "update now": no burst to wait for
 

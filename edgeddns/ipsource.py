@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
-from edgeddns.errors import AddressError
+from edgeddns.errors import AddressError, InterfaceDownError
 from edgeddns.ipselect import DEFAULT_POLICY, Candidate, explain, parse_match, rank
 from edgeddns.ipsuffix import DEFAULT_PREFIX_LEN, combine, parse_suffix, prefix_text
 
@@ -90,6 +90,13 @@ class Detection:
     refused: List[Tuple[str, str]] = field(default_factory=list)  # (address, reason)
     errors: List[str] = field(default_factory=list)
     selection: Optional[Dict[str, Any]] = None  # why this address won (the result's "selection")
+    down: List[str] = field(default_factory=list)  # interfaces netifd reports down
+
+    def down_reason(self) -> str:
+        names = ", ".join(self.down)
+        return (f"interface {names} is down (netifd); the record is updated when it comes back up"
+                if len(self.down) == 1 else
+                f"interfaces {names} are down (netifd); the record is updated when one comes back up")
 
     def reason(self) -> str:
         if self.refused:
@@ -156,6 +163,10 @@ class Detector:
         for src in sources:
             try:
                 cands = self._cached(src, family, sfx is not None, memo)
+            except InterfaceDownError as e:
+                det.down.extend(e.interfaces)
+                det.errors.append(f"{src}: {e.message}")
+                continue
             except AddressError as e:
                 det.errors.append(f"{src}: {e.message}")
                 continue
@@ -188,8 +199,12 @@ class Detector:
         if memo is not None and key in memo:
             got = memo[key]
         else:
+            kind, _, arg = src.partition(":")
+            status = memo.get(("netifd", arg)) if memo is not None and kind == "ubus" else None
             try:
-                got = self.candidates(src, family, prefixes=prefixes)
+                # A ubus notification's status stands in for ``ubus call`` (netifd already said it).
+                got = (netifd_candidates(status, arg, family, prefixes) if status is not None
+                       else self.candidates(src, family, prefixes=prefixes))
             except AddressError as e:
                 got = e
             if memo is not None:
@@ -289,29 +304,35 @@ class Detector:
             raise AddressError("ubus printed malformed JSON") from None
         if not isinstance(status, dict):
             raise AddressError("ubus printed no interface status")
-        out: List[Candidate] = []
-        if prefixes:
-            # A suffix record wants the delegated prefix (``ipv6-prefix``, on the WAN side), or
-            # the part of it assigned to this interface (``ipv6-prefix-assignment``, on a LAN).
-            out.extend(_from_netifd(e) for e in _entries(status, "ipv6-prefix"))
-            if not out:
-                out.extend(_from_netifd(e) for e in _entries(status, "ipv6-prefix-assignment"))
-            what = "delegated IPv6 prefix"
-        else:
-            key = "ipv4-address" if family == 4 else "ipv6-address"
-            out.extend(_from_netifd(e) for e in _entries(status, key))
-            if family == 6:
-                # Delegated prefixes carry the router's own address on LAN-side assignments.
-                for entry in _entries(status, "ipv6-prefix-assignment"):
-                    la = entry.get("local-address")
-                    if isinstance(la, dict) and isinstance(la.get("address"), str):
-                        out.append(_from_netifd({**entry, **la}))
-            what = f"IPv{family} address"
-        out = [c for c in out if family_of(c.address) == family]
+        return netifd_candidates(status, arg, family, prefixes)
+
+
+def netifd_candidates(status: Dict[str, Any], arg: str, family: int, prefixes: bool = False) -> List[Candidate]:
+    """The addresses in netifd's status of one interface (``ubus call`` or a notification)."""
+    if status.get("up") is False:
+        raise InterfaceDownError(f"interface {arg!r} is down", (arg,))
+    out: List[Candidate] = []
+    if prefixes:
+        # A suffix record wants the delegated prefix (``ipv6-prefix``, on the WAN side), or
+        # the part of it assigned to this interface (``ipv6-prefix-assignment``, on a LAN).
+        out.extend(_from_netifd(e) for e in _entries(status, "ipv6-prefix"))
         if not out:
-            raise AddressError(f"interface {arg!r} has no {what}"
-                               + ("" if status.get("up", True) else " (it is down)"))
-        return out
+            out.extend(_from_netifd(e) for e in _entries(status, "ipv6-prefix-assignment"))
+        what = "delegated IPv6 prefix"
+    else:
+        key = "ipv4-address" if family == 4 else "ipv6-address"
+        out.extend(_from_netifd(e) for e in _entries(status, key))
+        if family == 6:
+            # Delegated prefixes carry the router's own address on LAN-side assignments.
+            for entry in _entries(status, "ipv6-prefix-assignment"):
+                la = entry.get("local-address")
+                if isinstance(la, dict) and isinstance(la.get("address"), str):
+                    out.append(_from_netifd({**entry, **la}))
+        what = f"IPv{family} address"
+    out = [c for c in out if family_of(c.address) == family]
+    if not out:
+        raise AddressError(f"interface {arg!r} has no {what}")
+    return out
 
 
 def _entries(status: Dict[str, Any], key: str) -> List[Dict[str, Any]]:

@@ -44,12 +44,14 @@ def write_wrapper(directory: str) -> str:
 
 
 class AgentProc:
-    def __init__(self, config: str, *, prefix: Optional[List[str]] = None, verbose: bool = False):
+    def __init__(self, config: str, *, prefix: Optional[List[str]] = None, verbose: bool = False,
+                 extra_env: Optional[dict] = None):
         self.config = config
         self.log_path = config + f".{time.monotonic_ns()}.log"
         self._log = open(self.log_path, "w")
         args = [*(prefix or []), sys.executable, "-m", "edgeddns", "run", "-c", config] + (["-v"] if verbose else [])
-        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env(), cwd=ROOT)
+        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env={**env(), **(extra_env or {})}, cwd=ROOT)
 
     @property
     def log(self) -> str:

@@ -1,0 +1,233 @@
+"""netifd's interface notifications over ubus: the WAN trigger on OpenWrt.
+
+The agent runs ``ubus subscribe network.interface`` as a child process. netifd
+then notifies ``interface.update`` (ifup, an address or prefix change, a link
+change) and ``interface.down``, each carrying the interface's whole status,
+and the child prints each one as a JSON object on one line::
+
+    { "interface.update": {"interface": "wan", "up": true, "ipv4-address": [...], ...} }
+
+The status travels with the event, so the update needs no ``ubus call`` and
+no netlink dump, and no Python starts per event. (``ubus listen`` would not
+do: its events carry only ifup/ifdown, and a renewal never appears there.)
+
+A notification for an interface no record reads (``ubus:NAME``), or one whose
+addresses, prefixes and up state are what the last one said (a route or data
+change), queues nothing. When the child exits (ubusd restarted, netifd gone)
+the source resubscribes with a growing back-off and queues one full check,
+since notifications may have been missed meanwhile; it never polls ubus.
+
+While subscribed, ``<state_dir>/ubus.pid`` holds the agent's pid: the hotplug
+script sees it and leaves the event to the agent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Set
+
+if TYPE_CHECKING:
+    from edgeddns.config import Config
+
+log = logging.getLogger("edgeddns")
+
+PID_NAME = "ubus.pid"
+SUBSCRIBE = ("ubus", "subscribe", "network.interface")
+BACKOFF_FIRST, BACKOFF_MAX = 1.0, 60.0
+STABLE = 30.0  # a child that lived this long resets the back-off
+MAX_LINE = 256 * 1024  # one notification; netifd's are a few kB
+# What makes a notification worth a check: the rest (uptime, routes, dns) moves no address.
+ADDRESS_KEYS = ("up", "ipv4-address", "ipv6-address", "ipv6-prefix", "ipv6-prefix-assignment")
+
+
+def ubus_names(config: "Config") -> Set[str]:
+    """Every NAME of ``ubus:NAME`` in the config, globally or per record."""
+    sources = list(config.ip.ipv4) + list(config.ip.ipv6)
+    for r in config.records:
+        sources.extend(r.ip or [])
+    return {s.partition(":")[2] for s in sources if s.startswith("ubus:")}
+
+
+def parse(line: str) -> Optional[tuple]:
+    """``(kind, interface, status)`` of one ``ubus subscribe`` line, or None."""
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(obj, dict) or len(obj) != 1:
+        return None
+    kind, status = next(iter(obj.items()))
+    if kind not in ("interface.update", "interface.down") or not isinstance(status, dict):
+        return None
+    iface = status.get("interface")
+    if not isinstance(iface, str) or not iface:
+        return None
+    return kind, iface, status
+
+
+def address_key(kind: str, status: Dict[str, Any]) -> str:
+    view = {k: status.get(k) for k in ADDRESS_KEYS}
+    if kind == "interface.down":
+        view["up"] = False
+    return json.dumps(view, sort_keys=True)
+
+
+class UbusSource:
+    """A ``Source``: netifd notifications in, agent events out."""
+
+    def __init__(self, config: "Config", *, argv: Sequence[str] = SUBSCRIBE,
+                 backoff: tuple = (BACKOFF_FIRST, BACKOFF_MAX),
+                 monotonic: Callable[[], float] = time.monotonic):
+        self.config = config
+        self.argv = list(argv)
+        self.backoff = backoff
+        self.monotonic = monotonic
+        self.events = 0  # events submitted, for tests and benchmarks
+        self.subscriptions = 0  # children started
+        self._agent: Any = None
+        self._last: Dict[str, str] = {}  # interface -> address_key of its last notification
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._child: Optional[subprocess.Popen] = None
+        self._thread: Optional[threading.Thread] = None
+
+    @staticmethod
+    def wanted(config: "Config", which: Callable[[str], Optional[str]] = shutil.which) -> bool:
+        """Only on a box with ubus, for a config that reads netifd's interfaces."""
+        return bool(ubus_names(config)) and which(SUBSCRIBE[0]) is not None
+
+    # ---- lifecycle
+    def start(self, agent: Any) -> None:
+        self._agent = agent
+        self._thread = threading.Thread(target=self._loop, name="edgeddns-ubus", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self._lock:
+            child = self._child
+        if child is not None and child.poll() is None:
+            child.terminate()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+        self._clear_pid()
+
+    # ---- the subscription
+    def _loop(self) -> None:
+        delay = self.backoff[0]
+        first = True
+        while not self._stopping.is_set():
+            started = self.monotonic()
+            self._subscribe(resubscribed=not first)
+            first = False
+            if self._stopping.is_set():
+                return
+            if self.monotonic() - started >= STABLE:
+                delay = self.backoff[0]
+            log.warning("ubus: the network.interface subscription ended; resubscribing in %.0f s", delay)
+            if self._stopping.wait(delay):
+                return
+            delay = min(delay * 2, self.backoff[1])
+
+    def _subscribe(self, resubscribed: bool) -> None:
+        try:
+            child = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, close_fds=True, text=True, bufsize=1)
+        except OSError as e:
+            log.error("ubus: cannot run %s: %s", self.argv[0], e.strerror or e)
+            return
+        with self._lock:
+            self._child = child
+        if self._stopping.is_set():
+            child.terminate()
+        self.subscriptions += 1
+        self._write_pid()
+        log.debug("ubus: subscribed to network.interface (child pid %d)", child.pid)
+        # Whatever changed while nobody listened is unknown: the state netifd
+        # had is dropped and every record is checked once.
+        self._last.clear()
+        if resubscribed:
+            self._submit(None, None, None)
+        assert child.stdout is not None
+        try:
+            for line in child.stdout:
+                if len(line) > MAX_LINE:
+                    continue
+                self.handle(line)
+        except (OSError, ValueError):
+            pass
+        finally:
+            self._clear_pid()
+            child.stdout.close()
+            if child.poll() is None:
+                child.terminate()
+            code = child.wait()
+            log.debug("ubus: subscription child exited with status %s", code)
+
+    def handle(self, line: str) -> bool:
+        """One notification line; True when it queued a check."""
+        parsed = parse(line)
+        if parsed is None:
+            if line.strip():
+                log.debug("ubus: ignored a line that is not a network.interface notification")
+            return False
+        kind, iface, status = parsed
+        cfg = self._agent.config if self._agent is not None else self.config
+        if iface not in ubus_names(cfg):
+            return False
+        key = address_key(kind, status)
+        if self._last.get(iface) == key:
+            log.debug("ubus: %s %s: addresses unchanged", kind, iface)
+            return False
+        self._last[iface] = key
+        log.debug("ubus: %s %s", kind, iface)
+        self._submit(iface, status if kind == "interface.update" else {**status, "up": False}, cfg)
+        return True
+
+    def _submit(self, iface: Optional[str], status: Optional[Dict[str, Any]], cfg: Optional["Config"]) -> None:
+        from edgeddns.events import Event
+
+        if self._agent is None:
+            return
+        if iface is None:
+            event = Event("ubus")
+        else:
+            assert cfg is not None
+            event = Event("ubus", records=records_of(cfg, iface), iface=iface, interfaces={iface: status or {}})
+        self.events += 1
+        self._agent.submit(event)
+
+    # ---- the marker the hotplug script reads
+    def _pid_path(self) -> str:
+        cfg = self._agent.config if self._agent is not None else self.config
+        return os.path.join(cfg.agent.state_dir, PID_NAME)
+
+    def _write_pid(self) -> None:
+        from edgeddns.fileio import write_atomic
+
+        try:
+            os.makedirs(os.path.dirname(self._pid_path()), mode=0o700, exist_ok=True)
+            write_atomic(self._pid_path(), f"{os.getpid()}\n")
+        except OSError as e:
+            log.debug("ubus: cannot write %s: %s", self._pid_path(), e.strerror)
+
+    def _clear_pid(self) -> None:
+        try:
+            with open(self._pid_path()) as f:
+                mine = f.read().strip() == str(os.getpid())
+            if mine:
+                os.unlink(self._pid_path())
+        except OSError:
+            pass
+
+
+def records_of(config: "Config", iface: str) -> List[str]:
+    """The records that read ``ubus:iface``: the ones a notification for it concerns."""
+    return sorted({r.name for r in config.records if f"ubus:{iface}" in config.sources_for(r)})
