@@ -89,6 +89,7 @@ class Engine:
         self._rng = rng
         self.retry = retry or RetryPolicy()
         self._providers: Dict[str, Provider] = {}
+        self._fingerprints: Dict[str, str] = {}
 
     def provider(self, name: str) -> Provider:
         p = self._providers.get(name)
@@ -132,9 +133,26 @@ class Engine:
             given = checked(given, rec.family)  # commands check it already; results never carry a bad one
         return detect_record(self.detector, self.config, rec, given, req.trigger, cache)
 
+    def fingerprint(self, rec: RecordConfig) -> str:
+        """How ``rec`` is published (provider and record settings); see :mod:`edgeddns.fingerprint`."""
+        key = state_key(rec)
+        fp = self._fingerprints.get(key)
+        if fp is None:
+            from edgeddns.fingerprint import fingerprint
+
+            fp = fingerprint(self.config.providers[rec.provider], rec, self.state.salt)
+            self._fingerprints[key] = fp
+        return fp
+
+    def _prev(self, rec: RecordConfig) -> Dict[str, Any]:
+        return self.state.lookup(state_key(rec), legacy_key(rec), rec.provider)
+
+    def _put(self, rec: RecordConfig, entry: Dict[str, Any]) -> None:
+        self.state.put(state_key(rec), entry, legacy=legacy_key(rec))
+
     def _one(self, rec: RecordConfig, req: UpdateRequest, cache) -> Result:
         start = self.monotonic()
-        prev = self.state.get(rec.key)
+        prev = self._prev(rec)
         res = Result(record=rec.name, type=rec.type, provider=rec.provider, ip=None,
                      previous_ip=prev.get("ip"), status=FAILED, trigger=req.trigger, id=req.id)
         try:
@@ -148,10 +166,17 @@ class Engine:
             res.ip, res.source = det.address, det.source
             if det.selection:
                 res.extra["selection"] = det.selection
+            fp = self.fingerprint(rec)
+            # An entry from before fingerprints (no "fp") is trusted as published with today's settings.
+            same_settings = prev.get("fp", fp) == fp
             known = (prev.get("ip") == det.address and prev.get("provider") == rec.provider
                      and prev.get("ok", False))
-            if known and not req.force:
+            if known and not same_settings:
+                res.extra["settings_changed"] = True
+            if known and same_settings and not req.force:
                 res.status = UNCHANGED
+                if "fp" not in prev and not req.dry_run:
+                    self._put(rec, {**prev, "fp": fp})  # migrate the entry, without a provider call
             elif req.dry_run:
                 res.status = "would_update"
             else:
@@ -214,17 +239,28 @@ class Engine:
         return self._rng
 
     def _save(self, rec: RecordConfig, address: str, res: Result) -> None:
-        self.state.put(rec.key, {"ip": address, "provider": rec.provider, "ok": True,
-                                 "ts": round(self.clock.now(), 3)})
+        self._put(rec, {"ip": address, "provider": rec.provider, "ok": True, "fp": self.fingerprint(rec),
+                        "ts": round(self.clock.now(), 3)})
         if self.state.error:
             res.extra["state_error"] = self.state.error
 
     def _mark_failed(self, rec: RecordConfig) -> None:
-        prev = dict(self.state.get(rec.key))
-        if prev.get("ok", False):
-            # Keep the last published address for previous_ip, but force a retry.
-            prev["ok"] = False
-            self.state.put(rec.key, prev)
+        # Keep the last published address (for previous_ip) and remember the failure, also
+        # across restarts: the next run calls the provider even if the address is the same.
+        prev = dict(self._prev(rec))
+        prev.update({"ok": False, "provider": rec.provider})
+        prev.setdefault("ip", None)
+        self._put(rec, prev)
+
+
+def state_key(rec: RecordConfig) -> str:
+    """A record's state entry: one per name, type and provider."""
+    return f"{rec.name}/{rec.type}/{rec.provider}"
+
+
+def legacy_key(rec: RecordConfig) -> str:
+    """The key a version 1 state file used (name/type)."""
+    return f"{rec.name}/{rec.type}"
 
 
 def summarize(results: List[Result]) -> int:

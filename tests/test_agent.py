@@ -163,4 +163,4 @@ def test_run_updates_reloads_and_stops_cleanly(tmp_path):
     assert p.returncode == 0, err
     assert "reload refused" in err and "Traceback" not in err
     state = json.load(open(tmp_path / "state" / "state.json"))
-    assert state["records"]["a.lan/A"]["ip"] == "10.0.0.2"
+    assert state["records"]["a.lan/A/lan"]["ip"] == "10.0.0.2"
