@@ -6,9 +6,12 @@ removed from one of the interfaces the config reads (``interface:NAME``, or
 the default-route interface for ``interface:default``) queues a ``netlink``
 event; the agent coalesces bursts and re-detects from the configured sources.
 Addresses that would never be published are ignored: IPv6 privacy
-(temporary), deprecated and tentative addresses, and anything not of global
-scope. A receive-buffer overrun (ENOBUFS) means events were lost, so it
-queues a full check instead.
+(temporary), tentative addresses, addresses added already deprecated, and
+anything not of global scope. A usable address that becomes deprecated does
+count (renumbering deprecates the old prefix, which may be the published one),
+so the source remembers which addresses are usable, from a dump at start. A
+receive-buffer overrun (ENOBUFS) means events were lost, so it queues a full
+check instead and dumps again.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import errno
 import logging
 import socket
 import struct
-from typing import TYPE_CHECKING, Callable, Iterable, Optional, Set
+from typing import TYPE_CHECKING, Callable, Iterable, Optional, Set, Tuple
 
 from edgeddns import netlink
 from edgeddns.watch import SocketWatcher
@@ -51,6 +54,7 @@ class NetlinkSource:
         self._agent: Optional["Agent"] = None
         self._sock: Optional[socket.socket] = None
         self._watcher: Optional[SocketWatcher] = None
+        self._usable: Set[Tuple[str, str]] = set()  # (device, address) that could be published
 
     @staticmethod
     def wanted(config: "Config") -> bool:
@@ -71,6 +75,7 @@ class NetlinkSource:
             log.error("netlink: cannot subscribe to address events (%s); address events are off", e.strerror)
             return
         self._sock = s
+        self.seed()  # after subscribing: nothing falls between the dump and the first event
         self._watcher = SocketWatcher(s, self._on_ready, "edgeddns-netlink")
         log.debug("netlink: watching %s", ", ".join(sorted(self._names())))
 
@@ -100,17 +105,43 @@ class NetlinkSource:
                 out.add(name)
         return out
 
+    def seed(self) -> None:
+        """Remember which addresses are usable now, so a later deprecation of one is noticed."""
+        try:
+            addrs = netlink.dump_addresses()
+        except OSError as e:
+            log.debug("netlink: cannot list addresses (%s)", e.strerror)
+            return
+        self._usable = {(a.ifname, a.address) for a in addrs if a.scope == RT_SCOPE_UNIVERSE and a.usable}
+
     def relevant(self, addrs: Iterable[netlink.IfAddr]) -> Optional[netlink.IfAddr]:
-        """The first change worth a check, or None."""
+        """The first change worth a check, or None.
+
+        Worth it: a usable address added (or its lifetimes renewed) or removed, and
+        a usable address that became deprecated (renumbering: the old prefix is
+        deprecated after the new one arrived, and may be the one published).
+        Never: privacy, tentative and non-global addresses, or an address added
+        already deprecated.
+        """
+        found = None
         watched = None
         for a in addrs:
-            if a.scope != RT_SCOPE_UNIVERSE or not a.usable:
+            if a.scope != RT_SCOPE_UNIVERSE:
+                continue
+            key = (a.ifname, a.address)
+            was = key in self._usable
+            now = a.usable and a.event == netlink.RTM_NEWADDR
+            if now:
+                self._usable.add(key)
+            else:
+                self._usable.discard(key)
+            if found is not None or not (now or was or (a.usable and a.event == netlink.RTM_DELADDR)):
                 continue
             if watched is None:
                 watched = self.watched()
             if a.ifname in watched:
-                return a
-        return None
+                found = a  # keep going: the rest of the batch still updates what is usable
+        return found
 
     def _on_ready(self) -> bool:
         """One datagram from the kernel; False stops listening."""
@@ -123,6 +154,7 @@ class NetlinkSource:
             if e.errno == errno.ENOBUFS:
                 # The kernel dropped messages: we cannot know what changed.
                 log.warning("netlink: receive buffer overrun; checking every record")
+                self.seed()
                 self._submit(Event("netlink"))
                 return True
             if e.errno in (errno.EINTR, errno.EAGAIN):
@@ -135,8 +167,8 @@ class NetlinkSource:
             log.debug("netlink: unparsable message (%s)", e)
             return True
         if change is not None:
-            log.debug("netlink: %s %s on %s", "new" if change.event == netlink.RTM_NEWADDR else "deleted",
-                      change.address, change.ifname)
+            kind = "deleted" if change.event == netlink.RTM_DELADDR else "new" if change.usable else "deprecated"
+            log.debug("netlink: %s %s on %s", kind, change.address, change.ifname)
             self._submit(Event("netlink", iface=change.ifname))
         return True
 

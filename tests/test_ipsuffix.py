@@ -15,6 +15,10 @@ from edgeddns.ipsuffix import combine, parse_suffix
 from edgeddns.state import StateStore
 from tests.agentproc import AgentProc, read, wait_for
 from tests.conftest import run_cli, write_config
+from tests.test_netevents import _ip
+from tests.test_netevents import netns as _netns_fixture
+
+netns = _netns_fixture  # a namespace with lo and a veth wan0/peer0 pair
 
 RECORDING = "/work/shared/openwrt-recordings/ubus-call-network.interface.wan-status.json"
 NAS, CAM = "::211:32ff:fe12:3456", "::12:5054:ff:fe00:1"
@@ -190,6 +194,37 @@ def test_prefix_change_under_a_running_agent_via_hotplug(tmp_path, monkeypatch):
         # One run: the next result line is the other suffix record, moved by the same trigger.
         assert "updated" in lines[i] and "[hotplug]" in lines[i]
         assert "cam.example.com AAAA 2a01:4f8:10a:312:" in lines[i + 1] and "updated" in lines[i + 1], lines
+    finally:
+        assert agent.stop() == 0, agent.log
+    assert "Traceback" not in agent.log
+
+
+def test_prefix_change_in_a_namespace_moves_every_suffix_record(netns, tmp_path):
+    """Renumbering as odhcpd does it on br-lan: the new prefix arrives, then the old one is deprecated."""
+    _ip(netns, "link", "add", "lan0", "type", "veth", "peer", "name", "lanp")
+    _ip(netns, "link", "set", "lan0", "up")
+    _ip(netns, "-6", "addr", "add", "2a01:4f8:10a:100::1/64", "dev", "lan0", "nodad")
+    records = RECORDS.replace("{cam}", "::5054:ff:fe00:1").replace("prefix_len = 56\n", "")
+    cfg = _cfg(tmp_path, "interface:lan0", records)
+    hosts = tmp_path / "hosts"
+    agent = AgentProc(cfg, prefix=["ip", "netns", "exec", netns], verbose=True)
+    try:
+        assert wait_for(lambda: "2a01:4f8:10a:100:211:32ff:fe12:3456 nas.example.com" in read(hosts)
+                        and "2a01:4f8:10a:100:5054:ff:fe00:1 cam.example.com" in read(hosts)), agent.log
+        _ip(netns, "-6", "addr", "add", "2a01:4f8:10a:200::1/64", "dev", "lan0", "nodad")
+        # Both prefixes are usable: the stable policy keeps the lower one, nothing moves yet.
+        assert agent.wait_log(lambda t: "unchanged    cam.example.com AAAA 2a01:4f8:10a:100:5054:ff:fe00:1 via lan "
+                              "[netlink]" in t), agent.log
+        _ip(netns, "-6", "addr", "change", "2a01:4f8:10a:100::1/64", "dev", "lan0", "preferred_lft", "0")
+        assert wait_for(lambda: "2a01:4f8:10a:200:211:32ff:fe12:3456 nas.example.com" in read(hosts)
+                        and "2a01:4f8:10a:200:5054:ff:fe00:1 cam.example.com" in read(hosts), 10), agent.log
+        assert agent.wait_log(lambda t: "cam.example.com AAAA 2a01:4f8:10a:200:5054:ff:fe00:1 (was" in t)
+        assert "netlink: deprecated 2a01:4f8:10a:100::1 on lan0" in agent.log
+        lines = _results(agent.log)
+        i = next((n for n, x in enumerate(lines) if "nas.example.com AAAA 2a01:4f8:10a:200:" in x), None)
+        assert i is not None and "updated" in lines[i] and "[netlink]" in lines[i], agent.log
+        assert "cam.example.com AAAA 2a01:4f8:10a:200:" in lines[i + 1] and "updated" in lines[i + 1], lines
+        assert "skipped 2a01:4f8:10a:100::1 (deprecated)" in agent.log
     finally:
         assert agent.stop() == 0, agent.log
     assert "Traceback" not in agent.log

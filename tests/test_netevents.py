@@ -138,14 +138,20 @@ def test_filter_rules(tmp_path):
     assert src.relevant([_addr()]) is not None
     assert src.relevant([_addr(ifname="ppp0")]) is not None  # the default-route interface
     assert src.relevant([_addr(ifname="lan0")]) is None
-    assert src.relevant([_addr(flags=netlink.IFA_F_TEMPORARY)]) is None
-    assert src.relevant([_addr(flags=netlink.IFA_F_DEPRECATED)]) is None
-    assert src.relevant([_addr(flags=netlink.IFA_F_TENTATIVE)]) is None
-    assert src.relevant([_addr(preferred=0)]) is None
+    assert src.relevant([_addr(address="2a01:4f8::a", flags=netlink.IFA_F_TEMPORARY)]) is None
+    assert src.relevant([_addr(address="2a01:4f8::b", flags=netlink.IFA_F_DEPRECATED)]) is None
+    assert src.relevant([_addr(address="2a01:4f8::c", flags=netlink.IFA_F_TENTATIVE)]) is None
+    assert src.relevant([_addr(address="2a01:4f8::d", preferred=0)]) is None
     assert src.relevant([_addr(scope=253)]) is None  # link
     assert src.relevant([_addr(event=netlink.RTM_DELADDR)]) is not None
     # IPv4 "secondary" shares the temporary bit and is a real address.
     assert src.relevant([_addr(family=4, address="81.2.69.1", flags=netlink.IFA_F_TEMPORARY)]) is not None
+    # A usable address that becomes deprecated is a change (renumbering); one added deprecated is not.
+    assert src.relevant([_addr(address="2a01:4f8::2")]) is not None
+    assert src.relevant([_addr(address="2a01:4f8::2", flags=netlink.IFA_F_DEPRECATED)]) is not None
+    assert src.relevant([_addr(address="2a01:4f8::2", flags=netlink.IFA_F_DEPRECATED)]) is None  # already known
+    assert src.relevant([_addr(address="2a01:4f8::3", preferred=0)]) is None
+    assert src.relevant([_addr(address="2a01:4f8::3", preferred=0, event=netlink.RTM_DELADDR)]) is None
     plain = load(write_config(tmp_path, CFG.format(d=tmp_path).replace("interface:wan0", "static:81.2.69.1"),
                               name="plain.toml"))
     assert not NetlinkSource.wanted(plain)
