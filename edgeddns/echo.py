@@ -12,6 +12,8 @@ import socket
 from typing import TYPE_CHECKING, Dict, Optional, Tuple
 from urllib.parse import urlsplit
 
+from edgeddns.deadline import Deadline
+
 if TYPE_CHECKING:
     from edgeddns.clock import Clock
 
@@ -39,16 +41,29 @@ def _connect(host: str, port: int, family: int, timeout: float) -> socket.socket
 
 
 def fetch(url: str, family: int, *, timeout: float = 5.0, clock: Optional[Clock] = None) -> str:
+    """The answer's text; ``timeout`` bounds the whole fetch, connect to last byte."""
+    with Deadline(timeout) as deadline:
+        try:
+            return _fetch(url, family, timeout, clock, deadline)
+        except OSError:
+            if deadline.expired:
+                raise OSError(f"timed out after {timeout:g} s") from None
+            raise
+
+
+def _fetch(url: str, family: int, timeout: float, clock: Optional[Clock], deadline: Deadline) -> str:
     parts = urlsplit(url)
     host = parts.hostname or ""
     tls = parts.scheme == "https"
     port = parts.port or (443 if tls else 80)
     sock = _connect(host, port, family, timeout)
     try:
+        deadline.attach(sock)
         if tls:
             from edgeddns.tls import make_context
 
             sock = make_context(None, clock).wrap_socket(sock, server_hostname=host)
+            deadline.attach(sock)
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
@@ -60,6 +75,8 @@ def fetch(url: str, family: int, *, timeout: float = 5.0, clock: Optional[Clock]
             raise OSError("the URL must be ASCII (percent-encode it)") from None
         sock.sendall(data)
         status, headers, body = _read_response(sock)
+        if deadline.expired:  # a shut-down socket reads as an early end, not an error
+            raise OSError("timed out")
         if status != 200:
             raise OSError(f"HTTP {status}")
         if "chunked" in headers.get("transfer-encoding", "").lower():

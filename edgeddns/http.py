@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import email.utils
 import json as _json
+import threading
 import time
+import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional
 from urllib.parse import urlsplit
 
 from edgeddns import __version__
+from edgeddns.deadline import Deadline
 from edgeddns.errors import NetworkError, ProviderError, TlsError
 
 if TYPE_CHECKING:
@@ -93,48 +96,70 @@ class HttpClient:
         self.timeout = timeout
         self.monotonic = monotonic
         self._requests = requests
+        self._local = threading.local()  # the Deadline of the request this thread is making
         context = tls.make_context(ca_file, clock)
+        pools = _watched_pools(self._local)
 
         class _Adapter(HTTPAdapter):
+            def __init__(self, ssl_context: Any = None):
+                self._ssl_context = ssl_context
+                super().__init__(max_retries=0)
+
             def init_poolmanager(self, *args, **kwargs):
-                kwargs["ssl_context"] = context
-                return super().init_poolmanager(*args, **kwargs)
+                if self._ssl_context is not None:
+                    kwargs["ssl_context"] = self._ssl_context
+                super().init_poolmanager(*args, **kwargs)
+                self.poolmanager.pool_classes_by_scheme = pools
 
             def proxy_manager_for(self, *args, **kwargs):
-                kwargs["ssl_context"] = context
-                return super().proxy_manager_for(*args, **kwargs)
+                if self._ssl_context is not None:
+                    kwargs["ssl_context"] = self._ssl_context
+                manager = super().proxy_manager_for(*args, **kwargs)
+                manager.pool_classes_by_scheme = pools
+                return manager
 
         self.session = requests.Session()
-        self.session.mount("https://", _Adapter(max_retries=0))
-        self.session.mount("http://", HTTPAdapter(max_retries=0))
+        self.session.mount("https://", _Adapter(context))
+        self.session.mount("http://", _Adapter())
         self.session.headers["User-Agent"] = USER_AGENT
+        # Small JSON answers need no compression, and an uncompressed body is
+        # one our own bound below measures exactly.
+        self.session.headers["Accept-Encoding"] = "identity"
         self.context = context
 
     def request(self, method: str, url: str, *, params: Optional[Mapping[str, str]] = None,
                 data: Any = None, json: Any = None, headers: Optional[Dict[str, str]] = None,
                 auth: Any = None, timeout: Optional[float] = None) -> HttpResponse:
+        """One request; ``timeout`` (or the client's) bounds the whole of it, connect to last byte."""
+        from urllib3.exceptions import HTTPError as Urllib3Error
+
         req = self._requests
         host = urlsplit(url).hostname or "?"
+        budget = timeout or self.timeout
         start = self.monotonic()
-        try:
-            resp = self.session.request(method, url, params=params, data=data, json=json, headers=headers,
-                                        auth=auth, timeout=timeout or self.timeout, stream=True,
-                                        allow_redirects=False)
+        with Deadline(budget) as deadline:
+            self._local.deadline = deadline
             try:
-                body = resp.raw.read(MAX_BODY + 1, decode_content=True)
+                resp = self.session.request(method, url, params=params, data=data, json=json, headers=headers,
+                                            auth=auth, timeout=budget, stream=True, allow_redirects=False)
+                try:
+                    body = _read_body(resp, host)
+                finally:
+                    deadline.cancel()  # before the connection goes back to the pool
+                    resp.close()
+            except req.exceptions.SSLError as e:
+                if deadline.expired:
+                    raise NetworkError(f"{host}: timed out after {budget:g} s") from None
+                raise TlsError(f"TLS to {host} failed: {_reason(e)}") from None
+            except req.exceptions.Timeout:
+                raise NetworkError(f"{host}: timed out after {budget:g} s") from None
+            except (req.exceptions.RequestException, Urllib3Error, OSError) as e:
+                if deadline.expired:
+                    raise NetworkError(f"{host}: timed out after {budget:g} s") from None
+                raise NetworkError(f"{host}: {_reason(e)}") from None
             finally:
-                resp.close()
-        except req.exceptions.SSLError as e:
-            raise TlsError(f"TLS to {host} failed: {_reason(e)}") from None
-        except req.exceptions.Timeout:
-            raise NetworkError(f"{host}: timed out after {timeout or self.timeout:g} s") from None
-        except (req.exceptions.ConnectionError, req.exceptions.ChunkedEncodingError) as e:
-            raise NetworkError(f"{host}: {_reason(e)}") from None
-        except req.exceptions.RequestException as e:
-            raise NetworkError(f"{host}: {_reason(e)}") from None
+                self._local.deadline = None
         elapsed = self.monotonic() - start
-        if len(body) > MAX_BODY:
-            raise ProviderError(f"{host}: response larger than {MAX_BODY} bytes")
         out = HttpResponse(resp.status_code, resp.headers, body, resp.url, elapsed)
         server_time = out.server_time()
         if server_time is not None:
@@ -145,6 +170,62 @@ class HttpClient:
 
     def close(self) -> None:
         self.session.close()
+
+
+def _read_body(resp: Any, host: str) -> bytes:
+    """At most MAX_BODY bytes, counted after decoding, whatever the urllib3 version would do."""
+    encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
+    inflate: Any = None
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        # 32 + 15: a zlib or gzip header, detected; max_length keeps a bomb from inflating past the cap.
+        inflate = zlib.decompressobj(32 + 15)
+    elif encoding not in ("", "identity"):
+        raise ProviderError(f"{host}: answered with unsupported Content-Encoding {encoding!r}")
+    out = bytearray()
+    while len(out) <= MAX_BODY:
+        chunk = resp.raw.read(65536, decode_content=False)
+        if not chunk:
+            break
+        if inflate is not None:
+            try:
+                chunk = inflate.decompress(chunk, MAX_BODY + 1 - len(out))
+            except zlib.error:
+                raise ProviderError(f"{host}: malformed {encoding} body") from None
+        out += chunk
+    if len(out) > MAX_BODY:
+        raise ProviderError(f"{host}: response larger than {MAX_BODY} bytes")
+    return bytes(out)
+
+
+def _watched_pools(local: threading.local) -> Dict[str, Any]:
+    """Pool classes whose connections report themselves to the current request's Deadline."""
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    def watched(base: Any) -> Any:
+        class Watched(base):
+            def connect(self, *args: Any, **kwargs: Any) -> Any:
+                _attach(self)
+                return super().connect(*args, **kwargs)
+
+            def request(self, *args: Any, **kwargs: Any) -> Any:
+                _attach(self)  # also a kept-alive connection taken from the pool
+                return super().request(*args, **kwargs)
+
+        return Watched
+
+    def _attach(conn: Any) -> None:
+        deadline = getattr(local, "deadline", None)
+        if deadline is not None:
+            deadline.attach(conn)
+
+    class Pool(HTTPConnectionPool):
+        ConnectionCls = watched(HTTPConnection)
+
+    class TlsPool(HTTPSConnectionPool):
+        ConnectionCls = watched(HTTPSConnection)
+
+    return {"http": Pool, "https": TlsPool}
 
 
 def _reason(exc: BaseException) -> str:
