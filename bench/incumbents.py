@@ -437,7 +437,9 @@ def calls_phase(b: Bench, rep: Report) -> None:
 def clock_phase(b: Bench, rep: Report) -> None:
     cases = {
         "ddns (alidns, V3 signature)": lambda: b.ddns_argv(None),
-        "edgeddns (alidns, RPC signature)": lambda: b.edge_update(b.path("edge-ali.toml")),
+        # Written here too, so `--phases clock` runs on its own (it used to need the oneshot phase's file).
+        "edgeddns (alidns, RPC signature)": lambda: b.edge_update(
+            b.edge_conf("edge-ali.toml", "alidns", b.path("edge-ali-state", ""))),
         "inadyn (dyndns2 over TLS)": lambda: b.inadyn_once(b.inadyn_conf("inadyn-tls.conf", period=None, tls=True),
                                                            b.path("inadyn-tls-cache", "")),
         "ddclient (dyndns2 over TLS)": lambda: b.ddclient_argv(b.ddclient_conf("ddclient-tls.conf", oneshot=True,
