@@ -20,7 +20,7 @@ COMMANDS = {
     "update": "edgeddns.oneshot:cmd_update",
     "check-config": "edgeddns.cli:cmd_check_config",
     "run": "edgeddns.agent:cmd_run",
-    "clock": "edgeddns.timesync:cmd_clock",
+    "clock": "edgeddns.clockcmd:cmd_clock",
     "trigger": "edgeddns.control:cmd_trigger",
     "status": "edgeddns.control:cmd_status",
 }

@@ -3,7 +3,8 @@
 Every signer and every certificate check asks one clock object for the time;
 nothing else in the package calls ``time.time()`` for those purposes. The
 system clock is the simplest implementation; ``edgeddns.timesync`` adds the
-NTP-corrected one.
+NTP-corrected one. ``boottime()`` is the elapsed-time clock the corrected clock
+and the scheduler share (it keeps counting while the machine sleeps).
 """
 
 from __future__ import annotations
@@ -79,6 +80,17 @@ class Clock:
         """A time known to have passed: no certificate that expired before it is ever valid."""
         return release_floor()
 
+    def now_for(self, host: str) -> float:
+        """The time to sign requests to ``host`` with (its own clock, once it refused ours)."""
+        return self.now()
+
+    def info_for(self, host: str) -> ClockInfo:
+        return self.info()
+
+    def for_host(self, host: str) -> Clock:
+        """This clock as the signer of requests to ``host`` sees it."""
+        return HostClock(self, host)
+
     def ensure(self, probe: Optional[Callable[[], None]] = None) -> None:
         """Make ``now()`` usable for signing, measuring if needed.
 
@@ -116,6 +128,47 @@ class SystemClock(Clock):
 
     def info(self) -> ClockInfo:
         return ClockInfo(0.0, "system")
+
+
+class HostClock(Clock):
+    """A view of ``clock`` whose ``now()`` is the signing time for one host; all else is shared."""
+
+    def __init__(self, clock: Clock, host: str):
+        self.clock, self.host = clock, host
+
+    def now(self) -> float:
+        return self.clock.now_for(self.host)
+
+    def info(self) -> ClockInfo:
+        return self.clock.info_for(self.host)
+
+    @property
+    def trusted(self) -> bool:
+        return self.clock.trusted
+
+    def floor(self) -> float:
+        return self.clock.floor()
+
+    def now_for(self, host: str) -> float:
+        return self.clock.now_for(host)
+
+    def info_for(self, host: str) -> ClockInfo:
+        return self.clock.info_for(host)
+
+    def for_host(self, host: str) -> Clock:
+        return self.clock.for_host(host)
+
+    def ensure(self, probe: Optional[Callable[[], None]] = None) -> None:
+        self.clock.ensure(probe)
+
+    def settle(self) -> None:
+        self.clock.settle()
+
+    def observe_server_time(self, host: str, server_time: float, *, rtt: float = 0.0) -> None:
+        self.clock.observe_server_time(host, server_time, rtt=rtt)
+
+    def on_skew(self, host: str, server_time: Optional[float]) -> bool:
+        return self.clock.on_skew(host, server_time)
 
 
 def build_clock(config: ClockConfig, state_dir: Optional[str] = None) -> Clock:

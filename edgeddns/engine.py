@@ -101,6 +101,10 @@ class Engine:
             ctx = ProviderContext(config=pc, clock=self.clock, http_factory=self.http_factory,
                                   state_dir=self.config.agent.state_dir, monotonic=self.monotonic)
             p = provider_class(pc.type)(ctx)
+            # Signing time is per host: a host that refused our timestamp is signed for with its own clock.
+            for_host = getattr(self.clock, "for_host", None)
+            if for_host is not None:
+                ctx.clock = for_host(p.host)
             self._providers[name] = p
         return p
 
@@ -222,7 +226,9 @@ class Engine:
                 if skew_retried or not self.clock.on_skew(provider.host, e.server_time):
                     raise
                 skew_retried = True
-                notes["clock_retry"] = {"reason": e.message[:200], "clock": self.clock.info().as_dict()}
+                info_for = getattr(self.clock, "info_for", None)
+                used = info_for(provider.host) if info_for is not None else self.clock.info()
+                notes["clock_retry"] = {"reason": e.message[:200], "clock": used.as_dict()}
             except ProviderError as e:
                 attempt += 1
                 if not e.retryable or attempt >= self.retry.attempts:

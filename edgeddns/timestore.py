@@ -24,7 +24,6 @@ from typing import Any, Optional
 from edgeddns.fileio import write_atomic
 
 CLOCK_FILE = "clock.json"
-BOOT_ID = "/proc/sys/kernel/random/boot_id"
 #: the saved floor moves only in steps this large (one write a day at most)
 FLOOR_STEP = 86400.0
 MAX_SIZE = 4096
@@ -45,14 +44,6 @@ class Saved:
     verified: float = 0.0
     offset: Optional[BootAnchor] = None
     ntp_failed: Optional[BootAnchor] = None  # base unused: when NTP failed, in which boot
-
-
-def read_boot_id(path: str = BOOT_ID) -> str:
-    try:
-        with open(path, encoding="ascii") as f:
-            return f.read(64).strip()
-    except (OSError, UnicodeError):
-        return ""
 
 
 def _num(v: Any) -> Optional[float]:

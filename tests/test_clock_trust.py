@@ -78,3 +78,82 @@ def test_wrong_system_clock_cannot_make_tls_accept_an_expired_certificate(tmp_pa
     r = update(tmp_path, attacker, ca_file, clock_toml("system", ["127.0.0.1:9"]), env=env)
     assert r["status"] == "failed" and r["error"]["code"] == "tls", r
     assert attacker.writes == 0 and attacker.calls == []
+
+
+# ---------------------------------------------------------------- a wrong Date
+
+@pytest.fixture
+def ali_ok(ca):
+    from tests.clockfix import dated_context
+
+    fake = FakeAlidns({ALI_ID: ALI_SECRET}, ["example.com"])
+    srv = FakeServer(fake, ssl_context=dated_context(ca)).start()
+    fake.server, fake.url = srv, srv.url
+    yield fake
+    srv.stop()
+
+
+def sync_marker(state_dir) -> None:
+    """The OpenWrt ntp hook's marker: busybox ntpd reported stratum 2 in this boot (sync evidence)."""
+    with open("/proc/sys/kernel/random/boot_id") as f:
+        boot = f.read().strip()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / "ntpd.sync").write_text(f"sync=1\naction=stratum\nstratum=2\nboot_id={boot}\n")
+
+
+@pytest.mark.parametrize("years", [+10, -2])
+def test_a_webhook_hosts_wrong_date_moves_nobody_elses_clock(tmp_path, ali_ok, ca, ca_file, years):
+    """Issue 11: a webhook host whose clock was 10 years off moved the offset for every provider;
+    the next provider then failed ("certificate is not yet valid / has expired at the corrected time")."""
+    from tests.clockfix import dated_context
+    from tests.conftest import write_config
+    from tests.fakes.webhook import FakeWebhook
+
+    hook = FakeWebhook()
+    skew = years * 365 * 86400.0
+    srv = FakeServer(hook, ssl_context=dated_context(ca), clock=lambda: time.time() + skew).start()
+    try:
+        cfg = write_config(tmp_path, f"""
+            [agent]
+            node_id = "test"
+            state_dir = "{tmp_path}/state"
+
+            [ip]
+            ipv4 = ["static:8.8.8.8"]
+
+            [clock]
+            mode = "auto"
+            ntp_servers = ["127.0.0.1:9"]
+            timeout = 0.3
+
+            [providers.hook]
+            type = "webhook"
+            ca_file = "{ca_file}"
+            url = "{srv.url}update?ip={{ip}}"
+
+            [providers.ali]
+            type = "alidns"
+            access_key_id = "{ALI_ID}"
+            access_key_secret = "{ALI_SECRET}"
+            endpoint = "{ali_ok.url}"
+            ca_file = "{ca_file}"
+            timeout = 3
+
+            [[records]]
+            name = "hook.example.com"
+            provider = "hook"
+
+            [[records]]
+            name = "home.example.com"
+            provider = "ali"
+        """)
+        sync_marker(tmp_path / "state")  # the system clock is proven synchronised
+        p = run_cli("update", "-c", cfg, "--json")
+        assert "Traceback" not in p.stderr, p.stderr
+        res = {r["record"]: r for r in (json.loads(x) for x in p.stdout.splitlines() if x.startswith("{"))}
+        assert res["hook.example.com"]["status"] == "updated", res
+        assert res["home.example.com"]["status"] == "updated", res
+        assert res["home.example.com"]["clock"] == {"offset": 0.0, "source": "system"}, res
+        assert ali_ok.writes == 1
+    finally:
+        srv.stop()

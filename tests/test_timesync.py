@@ -13,7 +13,8 @@ from edgeddns.clock import SystemClock, build_clock
 from edgeddns.config import ClockConfig
 from edgeddns.errors import ClockUnsyncedError
 from edgeddns.sntp import Measurement, Sample
-from edgeddns.timesync import CorrectedClock, SyncProbe, read_adjtimex
+from edgeddns.syncprobe import SyncProbe, read_adjtimex
+from edgeddns.timesync import NTP_RETRY, CorrectedClock
 from tests.clockfix import chronyd, dated_context  # noqa: F401
 from tests.conftest import ROOT
 
@@ -58,7 +59,7 @@ def unsynced(tmp_path) -> SyncProbe:
 def make(tmp_path, t: Ticker, *, mode="auto", ntp_offset=None, probe=None, max_age=3600.0):
     sntp = FakeSntp(t, ntp_offset)
     c = CorrectedClock(ClockConfig(mode=mode, max_age=max_age), str(tmp_path), sntp=sntp,
-                       probe=probe or unsynced(tmp_path), wall=t.wall, monotonic=t.mono)
+                       probe=probe or unsynced(tmp_path), wall=t.wall, boottime=t.mono)
     return c, sntp
 
 
@@ -157,33 +158,71 @@ def test_date_fallback_through_probe_and_unsynced_without(tmp_path):
         make(tmp_path, t)[0].ensure(probe=lambda: None)
 
 
-def test_on_skew_takes_that_responses_date(tmp_path):
+def test_on_skew_takes_that_responses_date_for_that_host_only(tmp_path):
     t = Ticker()
     c, _ = make(tmp_path, t, ntp_offset=0.0)
     c.ensure()
     assert c.info().source == "ntp:ntp.test"
     server = t.w + 1800.0
-    c.observe_server_time("api.test", server, rtt=0.01)  # beyond the tolerance: the provider wins
-    assert c.info().source == "http-date:api.test"
+    c.observe_server_time("api.test", server, rtt=0.01)  # beyond the tolerance, but NTP outranks a Date
+    assert c.info().source == "ntp:ntp.test" and c.now_for("api.test") == c.now()
     t.advance(2.0)
-    assert c.on_skew("api.test", server) is True
-    assert c.now() == pytest.approx(server + 0.5 + 2.0)  # anchored when the response arrived
+    assert c.on_skew("api.test", server) is True  # that host refused our timestamp: sign for it with its clock
+    assert c.now_for("api.test") == pytest.approx(server + 0.5 + 2.0, abs=1e-6)  # anchored at its arrival
+    assert c.info_for("api.test").source == "http-date:api.test"
+    assert c.now() == pytest.approx(t.w, abs=1e-6) and c.info().source == "ntp:ntp.test"
+    assert c.now_for("other.test") == c.now()
+    view = c.for_host("api.test")  # what the engine hands that host's provider
+    assert view.now() == c.now_for("api.test") and view.floor() == c.floor() and view.trusted
 
 
-def test_date_contradicting_a_proven_system_clock_wins(tmp_path):
+def test_a_wrong_date_never_overrides_sync_evidence_and_expires(tmp_path):
+    """Issue 11: a webhook host whose clock said 2016 moved the offset by -10 years for everyone."""
     t = Ticker()
     flag = tmp_path / "synced"
     flag.write_text("")
     probe = unsynced(tmp_path)
     probe.timesyncd_flag = str(flag)
-    c, _ = make(tmp_path, t, probe=probe)
+    c, sntp = make(tmp_path, t, probe=probe, max_age=100.0)
+    c.release = t.w - 20 * 365 * 86400.0  # so that only the trust rule, not the floor, is tested here
+    c.verified = 0.0
     c.ensure()
-    c.observe_server_time("api.test", t.w + 10.0)  # within tolerance: still the system clock
-    assert c.info().source == "system"
-    c.observe_server_time("api.test", t.w + 7200.0)
-    assert c.info().source == "http-date:api.test"
-    c.ensure()  # the marker still exists, but has been contradicted
-    assert c.info().source == "http-date:api.test"
+    c.verified = 0.0
+    for offset in (-7200.0, +7200.0):
+        c.observe_server_time("hook.test", t.w + offset)
+        c.ensure()
+        c.verified = 0.0
+        assert c.info().source == "system" and c.now() == t.w and c.now_for("api.test") == t.w
+    assert sntp.calls == 0
+    assert c.on_skew("hook.test", t.w + 7200.0) is True  # it refused a timestamp: for it alone
+    assert c.now_for("hook.test") == pytest.approx(t.w + 7200.5, abs=1e-6)
+    assert c.now() == t.w and c.info().source == "system"
+    t.advance(101.0)  # a Date expires with max_age
+    assert c.now_for("hook.test") == t.w and c.info_for("hook.test").source == "system"
+
+
+def test_a_date_is_the_time_only_when_nothing_better_exists_and_expires(tmp_path):
+    t = Ticker()
+    c, sntp = make(tmp_path, t, max_age=100.0)
+    with pytest.raises(ClockUnsyncedError):
+        c.ensure()
+    c.observe_server_time("hook.test", t.w - 3600.0)  # NTP gave nothing: the first Date serves
+    assert c.info().source == "http-date:hook.test" and c.now() == pytest.approx(t.w - 3599.5, abs=1e-6)
+    c.observe_server_time("api.test", t.w + 3600.0)  # another host's Date does not move it
+    assert c.info().source == "http-date:hook.test"
+    sntp.offset = 5.0
+    t.advance(NTP_RETRY + 1)
+    c.ensure()  # NTP answers again: it replaces the Date
+    assert c.info().source == "ntp:ntp.test" and c.now() == pytest.approx(t.w + 5.0, abs=1e-6)
+    c.observe_server_time("hook.test", t.w - 3600.0)
+    assert c.info().source == "ntp:ntp.test"
+
+    t2 = Ticker()
+    c2, _ = make(tmp_path / "x", t2, max_age=100.0)
+    c2.observe_server_time("hook.test", t2.w + 60.0)
+    assert c2.trusted and c2.info().source == "http-date:hook.test"
+    t2.advance(101.0)  # expired: not trusted any more, the next signed request measures again
+    assert not c2.trusted and c2.info().source == "system"
 
 
 def test_on_skew_without_date_remeasures_ntp(tmp_path):
@@ -416,17 +455,20 @@ def test_verified_time_is_saved_rarely_and_becomes_the_floor(tmp_path):
 
     t = Ticker()
     c = CorrectedClock(ClockConfig(), str(tmp_path), sntp=Agreeing(t, 0.0), probe=unsynced(tmp_path),
-                       wall=t.wall, monotonic=t.mono)
+                       wall=t.wall, boottime=t.mono)
     c.ensure()
     saved = json.loads((tmp_path / "clock.json").read_text())
     assert saved["verified"] == pytest.approx(t.w, abs=0.01)
     assert os.stat(tmp_path / "clock.json").st_mode & 0o777 == 0o600
     mtime = os.stat(tmp_path / "clock.json").st_mtime_ns
-    t.advance(7200.0)
-    c.resync()  # verified again two hours later: the floor moves in memory, the file stays
+    t.advance(600.0)
+    c.resync()  # verified again, same offset: the floor moves in memory, nothing is written
     assert c.floor() == pytest.approx(t.w, abs=0.01)
     assert os.stat(tmp_path / "clock.json").st_mtime_ns == mtime
+    t.advance(7200.0)
+    c.resync()  # the offset is saved again (max_age passed), the floor in the file stays (moved < a day)
     assert json.loads((tmp_path / "clock.json").read_text())["verified"] == saved["verified"]
+    assert c.floor() == pytest.approx(t.w, abs=0.01)
 
     # A later process, told by one NTP server that it is an hour before the saved time: refused.
     t2 = Ticker(wall=t.w, mono=5.0)
