@@ -17,14 +17,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional
 from urllib.parse import urlsplit
 
-from edgeddns import __version__
+from edgeddns import USER_AGENT
 from edgeddns.deadline import Deadline
 from edgeddns.errors import NetworkError, ProviderError, TlsError
 
 if TYPE_CHECKING:
     from edgeddns.clock import Clock
 
-USER_AGENT = f"edgeddns/{__version__}"
 MAX_BODY = 1 << 20
 
 

@@ -74,7 +74,7 @@ def test_good_then_no_request_then_update(tmp_path, dyn, ca_file):
     assert dyn.values("home.example.com", "A") == ["8.8.8.8"]
     (req,) = dyn.requests
     assert req.query == {"hostname": "home.example.com", "myip": "8.8.8.8"}
-    assert req.headers["user-agent"].startswith("edgeddns edgeddns/")
+    assert req.headers["user-agent"].startswith("edgeddns/") and "(+https://" in req.headers["user-agent"]
     assert req.headers["authorization"].startswith("Basic ")
 
     _, (r,) = update(cfg)  # nothing changed: no request at all (repeated nochg gets hosts blocked)

@@ -60,6 +60,7 @@ def build(rd: Reader, data: Dict[str, Any], path: str) -> Config:
     records = _records(rd, data, providers, ip)
     cfg = Config(path=path, agent=agent, ip=ip, clock=clock, providers=providers, records=records,
                  mqtt=mqtt, secrets=rd.secrets)
+    cfg.warnings.extend(_provider_warnings(path, providers))
     if rd.inline_secrets:
         try:
             mode_bits = os.stat(path).st_mode
@@ -69,6 +70,13 @@ def build(rd: Reader, data: Dict[str, Any], path: str) -> Config:
             cfg.warnings.append(f"{path}: holds inline secrets but is readable by other users "
                                 f"(chmod 600 {path}, or use env:VAR or *_file)")
     return cfg
+
+
+def _provider_warnings(path: str, providers: Dict[str, ProviderConfig]) -> List[str]:
+    from edgeddns.providers import provider_class
+
+    return [f"{path}: providers.{name}.{key}: {text}" for name, pc in providers.items()
+            for key, text in provider_class(pc.type).config_warnings(pc)]
 
 
 def _providers(rd: Reader, data: Dict[str, Any]) -> Dict[str, ProviderConfig]:
@@ -139,6 +147,9 @@ def _records(rd: Reader, data: Dict[str, Any], providers: Dict[str, ProviderConf
                            allow_private=rd.get(r, key, "allow_private", bool, False), options=ropts,
                            select=select_key(rd, r, key), match=match_key(rd, r, key, 4 if rtype == "A" else 6))
         rec.ipv6_suffix, rec.prefix_len = suffix_keys(rd, r, key, rtype)
+        problem = cls.check_record(providers[pname], rec)
+        if problem:
+            raise rd.fail(f"{key}.{problem[0]}", problem[1])
         if rec.key in seen:
             raise rd.fail(f"{key}.name", f"{rname} {rtype} is listed twice")
         seen.add(rec.key)

@@ -78,6 +78,16 @@ class Provider:
         """Cross-field checks at load; return (key, message) on a problem."""
         return None
 
+    @classmethod
+    def check_record(cls, cfg: ProviderConfig, record: RecordConfig) -> Optional[Tuple[str, str]]:
+        """Checks of one record against this provider at load; return (record key, message) on a problem."""
+        return None
+
+    @classmethod
+    def config_warnings(cls, cfg: ProviderConfig) -> List[Tuple[str, str]]:
+        """(key, text) pairs ``check-config`` prints as warnings; the config still loads."""
+        return []
+
     @property
     def host(self) -> str:
         """The host requests go to, for logs and clock observations."""

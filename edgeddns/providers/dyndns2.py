@@ -20,10 +20,10 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, Type
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Type
 from urllib.parse import urlsplit
 
-from edgeddns import __version__
+from edgeddns import USER_AGENT
 from edgeddns.errors import AuthError, NotFoundError, ProviderError, RateLimitedError
 from edgeddns.fileio import write_atomic
 from edgeddns.options import Opt, Secret
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 HOLD_FILE = "dyndns2-hold.json"
 WAIT_SECONDS = 30 * 60  # 911 / dnserr: "retry no sooner than 30 minutes"
-DEFAULT_USER_AGENT = f"edgeddns edgeddns/{__version__}"
+DEFAULT_USER_AGENT = USER_AGENT
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,8 @@ class Preset:
     v6_param: str = "myip"
     #: extra parameters per family that keep the service from touching the other family
     keep_other: Dict[str, Dict[str, str]] = field(default_factory=dict)
+    #: record types the endpoint can update
+    families: Tuple[str, ...] = ("A", "AAAA")
     doc: str = ""
 
 
@@ -58,6 +60,12 @@ PRESETS: Dict[str, Preset] = {
     "he": Preset("https://dyn.dns.he.net/nic/update", doc="Hurricane Electric (username = host name, "
                  "password = the record's key)"),
     "duckdns": Preset("https://www.duckdns.org/update", shape="duckdns", doc="DuckDNS (token)"),
+    # deSEC: a family not given is taken from the connection's address; "preserve" leaves it alone.
+    "desec": Preset("https://update.dedyn.io/nic/update", v4_param="myipv4", v6_param="myipv6",
+                    keep_other={"A": {"myipv6": "preserve"}, "AAAA": {"myipv4": "preserve"}},
+                    doc="deSEC (username = the domain, password = a token)"),
+    # dynv6's dyndns2 endpoint updates only the IPv4 address of a zone (its own /api/update does more).
+    "dynv6": Preset("https://dynv6.com/nic/update", families=("A",), doc="dynv6 (password = the zone's token)"),
 }
 
 
@@ -196,6 +204,28 @@ class Dyndns2Provider(Provider):
             return "user_agent", "must be one non-empty line"
         return None
 
+    @classmethod
+    def check_record(cls, cfg: ProviderConfig, record: RecordConfig) -> Optional[Tuple[str, str]]:
+        name = cfg.options.get("preset")
+        preset = PRESETS.get(name or "")
+        if preset is None:
+            return None
+        if record.type not in preset.families:
+            return "type", f"the {name} update endpoint can only set {'/'.join(preset.families)} records"
+        if preset.shape == "duckdns":
+            sub = record.name[: -len(".duckdns.org")] if record.name.endswith(".duckdns.org") else ""
+            if not sub or "." in sub:
+                return "name", f'DuckDNS updates names of the form <sub>.duckdns.org, not "{record.name}"'
+        return None
+
+    @classmethod
+    def config_warnings(cls, cfg: ProviderConfig) -> List[Tuple[str, str]]:
+        ua = cfg.options.get("user_agent") or DEFAULT_USER_AGENT
+        if cfg.options.get("preset") == "noip" and "@" not in ua:
+            return [("user_agent", "No-IP asks for a User-Agent naming the client and a contact e-mail, e.g. "
+                                   f'"{DEFAULT_USER_AGENT} you@example.com"')]
+        return []
+
     @property
     def host(self) -> str:
         return urlsplit(self.url).hostname or "dyndns2"
@@ -217,7 +247,7 @@ class Dyndns2Provider(Provider):
         headers = {"User-Agent": self.options.get("user_agent") or DEFAULT_USER_AGENT}
         p = self.preset
         if p.shape == "duckdns":
-            sub = record.name[: -len(".duckdns.org")] if record.name.endswith(".duckdns.org") else record.name
+            sub = record.name[: -len(".duckdns.org")]  # check_record made sure of the form
             params = {"domains": sub, "token": self.options["token"].reveal(),
                       ("ip" if record.type == "A" else "ipv6"): value, "verbose": "true"}
             return params, headers

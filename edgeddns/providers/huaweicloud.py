@@ -28,9 +28,9 @@ from edgeddns.errors import (
 )
 from edgeddns.options import Opt, Secret
 from edgeddns.providers._signed import (
-    canonical_query,
     hmac_sha256,
     host_header,
+    rfc3986,
     sha256_hex,
 )
 from edgeddns.providers.base import Provider, RemoteRecord
@@ -42,6 +42,15 @@ if TYPE_CHECKING:
 ENDPOINT = "https://dns.myhuaweicloud.com"
 ALGORITHM = "SDK-HMAC-SHA256"
 DATE_FORMAT = "%Y%m%dT%H%M%SZ"
+
+
+def canonical_query(params: Mapping[str, str]) -> str:
+    """Sorted by the raw key, then each pair RFC 3986 encoded: the official SDKs' order.
+
+    (Sorting the encoded keys differs only for keys with characters outside
+    A-Z a-z 0-9 - _ . ~, which edgeddns never sends; the SDKs are the reference.)
+    """
+    return "&".join(f"{rfc3986(k)}={rfc3986(params[k])}" for k in sorted(params))
 
 
 def canonical_uri(path: str) -> str:

@@ -37,7 +37,8 @@ def sdk_expected(sk: str, method: str, path: str, raw_query: str, headers: Dict[
                  body: bytes, sdk_date: str) -> str:
     """Written from Huawei's APIG signing description, independently of edgeddns.providers.huaweicloud."""
     uri = path if path.endswith("/") else path + "/"
-    pairs = sorted((_pct(k), _pct(v)) for k, v in parse_qsl(raw_query, keep_blank_values=True))
+    # The SDKs sort the raw keys, then encode (not the encoded keys).
+    pairs = [(_pct(k), _pct(v)) for k, v in sorted(parse_qsl(raw_query, keep_blank_values=True))]
     query = "&".join(k + "=" + v for k, v in pairs)
     hdrs = "".join(n + ":" + headers.get(n, "").strip() + "\n" for n in signed.split(";"))
     creq = "\n".join([method, uri, query, hdrs, signed, hashlib.sha256(body).hexdigest()])
