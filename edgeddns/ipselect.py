@@ -103,9 +103,10 @@ def _key(policy: str, c: Candidate) -> Tuple:
     valid = _FOREVER if c.valid is None else c.valid
     if policy == "longest_lifetime":
         return (-pref, -valid, addr)
-    if policy == "newest":
-        return (c.created is None, -(c.created or 0), addr)
-    return (pref != _FOREVER, addr)
+    stable = (pref != _FOREVER, addr)
+    if policy == "newest":  # without a creation stamp (netifd), as "stable"
+        return (c.created is None, -(c.created or 0)) + stable
+    return stable
 
 
 def rank(cands: List[Candidate], family: int, policy: str = DEFAULT_POLICY,
