@@ -44,6 +44,11 @@ class UpdateRequest:
     addresses: Dict[int, str] = field(default_factory=dict)  # family -> address from the event
     interfaces: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # netifd status per interface (ubus)
     dry_run: bool = False
+    # Drift repair: providers that can read records read the live record and rewrite it if it
+    # drifted from what we published, even when local state says nothing changed.
+    verify: bool = False
+    # Write-only providers (dyndns2, webhook) re-send the current address (hosts expire unused).
+    keepalive: bool = False
 
 
 @dataclass
@@ -116,8 +121,9 @@ class Engine:
     def select(self, names: Optional[List[str]]) -> List[RecordConfig]:
         if names is None:
             return list(self.config.records)
-        wanted = {n.rstrip(".").lower() for n in names}
-        return [r for r in self.config.records if r.name in wanted]
+        # A name selects every (type, provider) pair of it; a key "name/type/provider" exactly one.
+        wanted = {n.rstrip(".").lower() if "/" not in n else n for n in names}
+        return [r for r in self.config.records if r.name in wanted or state_key(r) in wanted]
 
     def run(self, req: UpdateRequest) -> List[Result]:
         detections: Dict[Any, Any] = {("netifd", name): status for name, status in req.interfaces.items()}
@@ -181,10 +187,13 @@ class Engine:
                 res.status = UNCHANGED
                 if "fp" not in prev and not req.dry_run:
                     self._put(rec, {**prev, "fp": fp})  # migrate the entry, without a provider call
+                if (req.verify or req.keepalive) and not req.dry_run:
+                    self._check_live(rec, req, det.address, res)
             elif req.dry_run:
                 res.status = "would_update"
             else:
-                res.status, notes = self._apply(rec, det.address, prev.get("ip"))
+                retrying = bool(prev) and not prev.get("ok", False)
+                res.status, notes = self._apply(rec, det.address, prev.get("ip"), retrying=retrying)
                 res.extra.update(notes)
                 self._save(rec, det.address, res)
         except (NotPublicError, InterfaceDownError) as e:
@@ -205,13 +214,36 @@ class Engine:
         res.duration_ms = (self.monotonic() - start) * 1000.0
         return res
 
-    def _apply(self, rec: RecordConfig, address: str,
-               previous: Optional[str] = None) -> Tuple[str, Dict[str, object]]:
+    def _check_live(self, rec: RecordConfig, req: UpdateRequest, address: str, res: Result) -> None:
+        """Verify (readable providers) or keep alive (write-only ones) a record state calls published."""
+        provider = self.provider(rec.provider)
+        if provider.WRITE_ONLY:
+            if not req.keepalive:
+                return
+            res.extra["keepalive"] = True
+        elif not req.verify:
+            return
+        # ``ensure`` reads the live record (one read) and writes only if it differs.
+        res.status, notes = self._apply(rec, address, address)
+        res.extra.update(notes)
+        if provider.WRITE_ONLY:
+            self._save(rec, address, res)
+        elif res.status == UPDATED:
+            res.extra["repaired"] = True  # it had drifted: edited or deleted at the provider
+            self._save(rec, address, res)
+        else:
+            res.extra["verified"] = True
+
+    def _apply(self, rec: RecordConfig, address: str, previous: Optional[str] = None, *,
+               retrying: bool = False) -> Tuple[str, Dict[str, object]]:
         provider = self.provider(rec.provider)
         notes: Dict[str, object] = {}
-        # Only providers that ask for it get the last published address (webhook's {previous_ip}),
-        # so every other provider's ``ensure(record, value)`` signature stays as it is.
-        kwargs = {"previous": previous} if getattr(provider, "WANTS_PREVIOUS", False) else {}
+        # Only providers that ask for it get the last published address (webhook's {previous_ip})
+        # or hear that the last attempt failed (hosts re-runs a failed reload_cmd), so every
+        # other provider's ``ensure(record, value)`` signature stays as it is.
+        kwargs: Dict[str, Any] = {"previous": previous} if getattr(provider, "WANTS_PREVIOUS", False) else {}
+        if getattr(provider, "WANTS_RETRYING", False):
+            kwargs["retrying"] = retrying
         if provider.SIGNED:
             self.clock.ensure(probe=getattr(provider, "probe_time", None))
         skew_retried = False

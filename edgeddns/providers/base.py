@@ -64,6 +64,9 @@ class Provider:
     SIGNED = False
     #: the engine passes ``previous=<last published address or None>`` to ``ensure``
     WANTS_PREVIOUS = False
+    #: the engine passes ``retrying=True`` to ``ensure`` when this record's last attempt failed,
+    #: so side effects after the write (hosts' reload_cmd) are done again even if the record is right
+    WANTS_RETRYING = False
 
     def __init__(self, ctx: ProviderContext):
         self.ctx = ctx

@@ -34,6 +34,8 @@ class HostsProvider(Provider):
         "path": Opt(str, required=True, doc="hosts file to write (dnsmasq addn-hosts)"),
         "reload_cmd": Opt(str, check=_check_cmd, doc="command run after a change, without a shell"),
     }
+    # A failed reload_cmd leaves the file right; the retry must run it again.
+    WANTS_RETRYING = True
 
     @classmethod
     def check_config(cls, cfg: ProviderConfig, resolve_path) -> Optional[Tuple[str, str]]:
@@ -74,7 +76,7 @@ class HostsProvider(Provider):
                 out.append(RemoteRecord(record.name, record.name, record.type, e[0]))
         return out
 
-    def ensure(self, record: RecordConfig, value: str) -> str:
+    def ensure(self, record: RecordConfig, value: str, retrying: bool = False) -> str:
         from edgeddns.address import checked
 
         # A line break in the value would be a line of its own, served by dnsmasq to the whole LAN.
@@ -94,6 +96,10 @@ class HostsProvider(Provider):
                 continue
             kept.append(line)
         if found and len(kept) == len(lines):
+            if retrying and self.options.get("reload_cmd"):
+                # The file is right, but the last attempt failed: maybe only its reload did.
+                self._reload()
+                return "updated"
             return "unchanged"
         if not found:
             kept.append(f"{value} {record.name}")
