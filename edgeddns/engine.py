@@ -242,8 +242,8 @@ class Engine:
         # or hear that the last attempt failed (hosts re-runs a failed reload_cmd), so every
         # other provider's ``ensure(record, value)`` signature stays as it is.
         kwargs: Dict[str, Any] = {"previous": previous} if getattr(provider, "WANTS_PREVIOUS", False) else {}
-        if getattr(provider, "WANTS_RETRYING", False):
-            kwargs["retrying"] = retrying
+        if retrying and getattr(provider, "WANTS_RETRYING", False):
+            kwargs["retrying"] = True
         if provider.SIGNED:
             self.clock.ensure(probe=getattr(provider, "probe_time", None))
         skew_retried = False
