@@ -316,6 +316,9 @@ def cmd_run(args) -> int:
     from edgeddns.bootstrap import load_config, setup_logging
     from edgeddns.config import load
 
+    # A reload (SIGHUP) that comes while the config loads must not end the
+    # process (its default action): held, and read as a reload once running.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
     cfg = load_config(args)
     setup_logging(args, cfg)
     sigs = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}

@@ -45,5 +45,7 @@ def load_config(args: argparse.Namespace) -> Config:
 def setup_logging(args: argparse.Namespace, cfg: Config):
     from edgeddns import log
 
-    level = "debug" if args.verbose else cfg.agent.log_level
-    return log.setup(level, (s.reveal() for s in cfg.secrets))
+    verbose, quiet = getattr(args, "verbose", 0), getattr(args, "quiet", 0)
+    level = "debug" if verbose > quiet else "warning" if quiet > verbose else cfg.agent.log_level
+    target = "syslog" if getattr(args, "syslog", False) else getattr(cfg.agent, "log_target", "auto")
+    return log.setup(level, (s.reveal() for s in cfg.secrets), target=target)

@@ -30,13 +30,21 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgeddns",
                                 description="Event-driven dynamic DNS for routers and NAS boxes.")
     p.add_argument("--version", action="version", version=f"edgeddns {__version__}")
+    # -v/-q/--syslog work before the command too; they land in their own dests
+    # (a subparser's defaults would overwrite the same dest) and main() adds them up.
+    p.add_argument("-v", "--verbose", dest="g_verbose", action="count", default=0, help="more log output")
+    p.add_argument("-q", "--quiet", dest="g_quiet", action="count", default=0, help="only warnings and errors")
+    p.add_argument("--syslog", dest="g_syslog", action="store_true", help="log to syslog (/dev/log)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     def add(name: str, help: str) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help, description=help)
         sp.add_argument("-c", "--config", default=None, help="config file (default: $EDGEDDNS_CONFIG, "
                         "./config.toml, /etc/edgeddns/config.toml)")
-        sp.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+        sp.add_argument("-v", "--verbose", action="count", default=0, help="more log output (debug)")
+        sp.add_argument("-q", "--quiet", action="count", default=0, help="only warnings and errors")
+        sp.add_argument("--syslog", action="store_true",
+                        help="log to syslog (/dev/log, facility daemon) at each line's priority")
         return sp
 
     u = add("update", "check every record once and update what changed")
@@ -71,6 +79,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parser().parse_args(argv)
+    if args.command:
+        args.verbose += args.g_verbose
+        args.quiet += args.g_quiet
+        args.syslog = args.syslog or args.g_syslog
     if not args.command:
         parser().print_help(sys.stderr)
         return EXIT_USAGE

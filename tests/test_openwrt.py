@@ -213,23 +213,15 @@ def rc(tmp_path, action: str, *args: str, env: dict = None):
 def test_init_script_under_a_procd_stand_in(tmp_path, box):
     lines, _ = rc(tmp_path, "start")
     assert lines[0] == "meta [START=95] [STOP=10]"
-    assert "set_param [command] [/usr/bin/edgeddns] [run] [-c] [/etc/edgeddns/config.toml]" in lines
+    assert "set_param [command] [/usr/bin/edgeddns] [run] [-c] [/etc/edgeddns/config.toml] [--syslog]" in lines
     assert "set_param [respawn]" in lines
     assert "set_param [stdout] [1]" in lines and "set_param [stderr] [1]" in lines
-    assert "set_param [reload_signal] [HUP]" in lines
+    # No reload_signal: procd would signal a changed instance instead of restarting it (tests/test_procd.py).
+    assert not [x for x in lines if "reload_signal" in x]
     i_open, i_close = lines.index("open_instance"), lines.index("close_instance")
     assert i_open < lines.index("set_param [respawn]") < i_close
-    triggers = [x for x in lines if x.startswith("interface_trigger")]
-    assert triggers == [
-        "interface_trigger [interface.*] [wan] [/etc/init.d/edgeddns] [trigger] [wan] [procd]",
-        "interface_trigger [interface.*] [wan6] [/etc/init.d/edgeddns] [trigger] [wan6] [procd]",
-    ]
-    # The WAN list comes from hotplug.conf, shared with the hotplug script.
-    conf = tmp_path / "hotplug.conf"
-    conf.write_text('EDGEDDNS_IFACES="wwan"\n')
-    lines, _ = rc(tmp_path, "start", env={"EDGEDDNS_HOTPLUG_CONF": str(conf)})
-    assert [x for x in lines if x.startswith("interface_trigger")] == [
-        "interface_trigger [interface.*] [wwan] [/etc/init.d/edgeddns] [trigger] [wwan] [procd]"]
+    # No interface triggers: they fire on ifdown too, with no data; the agent hears netifd itself.
+    assert not [x for x in lines if x.startswith("interface_trigger")]
     lines, _ = rc(tmp_path, "reload")
     assert lines[1:] == ["send_signal [edgeddns] [*] [HUP]"]
 
@@ -242,20 +234,11 @@ def test_init_trigger_command(tmp_path, box):
     stub.write_text(f'#!/bin/sh\nprintf "[%s]" "$@" >> {calls}\necho >> {calls}\necho "queued: stub"\n')
     stub.chmod(0o755)
     env = {"PATH": f"{bindir}:/usr/bin:/bin", "EDGEDDNS_BIN": str(stub), "EDGEDDNS_CONF": "/c.toml"}
-    # From procd, while the hotplug script is installed: the script already did it.
-    present = tmp_path / "95-edgeddns"
-    present.write_text("")
-    rc(tmp_path, "trigger", "wan", "procd", env={**env, "EDGEDDNS_HOTPLUG_SCRIPT": str(present)})
-    assert read(calls) == ""
-    # From procd, without the hotplug script: the procd trigger is the path.
-    rc(tmp_path, "trigger", "wan", "procd",
-       env={**env, "EDGEDDNS_HOTPLUG_SCRIPT": str(tmp_path / "absent"), "PARAM_action": "ifup"})
-    assert read(calls).splitlines() == ["[trigger][-c][/c.toml][--iface][wan][--action][ifup]"]
-    assert "procd trigger wan: queued: stub" in read(logfile)
-    # By hand.
     _, r = rc(tmp_path, "trigger", env=env)
     assert read(calls).splitlines()[-1] == "[trigger][-c][/c.toml][--action][manual]"
     assert "queued: stub" in r.stdout
+    rc(tmp_path, "trigger", "wan", env=env)
+    assert read(calls).splitlines()[-1] == "[trigger][-c][/c.toml][--iface][wan][--action][manual]"
 
 
 @needs_busybox
@@ -267,9 +250,8 @@ def test_init_trigger_reaches_a_real_agent(tmp_path, box):
     try:
         assert wait_for(lambda: serving(str(tmp_path / "state" / control.SOCKET_NAME))), agent.log
         (tmp_path / "wan-ip").write_text("10.0.0.3\n")
-        rc(tmp_path, "trigger", "wan", "procd", env={"PATH": f"{bindir}:/usr/bin:/bin", "EDGEDDNS_BIN": "edgeddns",
-                                                     "EDGEDDNS_CONF": cfg,
-                                                     "EDGEDDNS_HOTPLUG_SCRIPT": str(tmp_path / "absent")})
+        rc(tmp_path, "trigger", "wan", env={"PATH": f"{bindir}:/usr/bin:/bin", "EDGEDDNS_BIN": "edgeddns",
+                                            "EDGEDDNS_CONF": cfg})
         assert wait_for(lambda: "10.0.0.3 home.lan" in read(tmp_path / "hosts"))
     finally:
         assert agent.stop() == 0

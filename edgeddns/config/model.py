@@ -18,6 +18,7 @@ class AgentConfig:
     state_dir: str
     poll_interval: float = 0.0  # minutes, 0 = no safety-net poll
     log_level: str = "info"
+    log_target: str = "auto"  # auto (syslog under procd, else stderr), stderr, syslog
 
 
 @dataclass

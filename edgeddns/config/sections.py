@@ -66,7 +66,7 @@ def sources(rd: Reader, data: Dict[str, Any], key: str, name: str) -> Optional[L
 
 def agent_section(rd: Reader, data: Dict[str, Any]) -> AgentConfig:
     a = rd.table(data.get("agent"), "agent")
-    rd.only(a, "agent", {"node_id", "state_dir", "poll_interval", "log_level"})
+    rd.only(a, "agent", {"node_id", "state_dir", "poll_interval", "log_level", "log_target"})
     node_id = rd.get(a, "agent", "node_id", str) or os.uname().nodename.split(".")[0] or "edgeddns"
     problem = _node_id_ok(node_id)
     if problem:
@@ -80,9 +80,12 @@ def agent_section(rd: Reader, data: Dict[str, Any]) -> AgentConfig:
     level = rd.get(a, "agent", "log_level", str, "info")
     if level not in ("debug", "info", "warning", "error"):
         raise rd.fail("agent.log_level", "must be one of debug, info, warning, error")
+    target = rd.get(a, "agent", "log_target", str, "auto")
+    if target not in ("auto", "stderr", "syslog"):
+        raise rd.fail("agent.log_target", "must be one of auto, stderr, syslog")
     return AgentConfig(node_id=node_id,
                        state_dir=rd.resolve_path(state_dir) if state_dir else default_state_dir(),
-                       poll_interval=poll, log_level=level)
+                       poll_interval=poll, log_level=level, log_target=target)
 
 
 def ip_section(rd: Reader, data: Dict[str, Any]) -> IpConfig:
