@@ -23,6 +23,7 @@ COMMANDS = {
     "clock": "edgeddns.clockcmd:cmd_clock",
     "trigger": "edgeddns.control:cmd_trigger",
     "status": "edgeddns.control:cmd_status",
+    "fleet": "edgeddns.fleet:cmd_fleet",
 }
 
 
@@ -64,6 +65,25 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--timeout", type=float, default=0.5, help="seconds to wait for the agent")
     s = add("status", "ask the running agent for its state")
     s.add_argument("--json", action="store_true")
+    f = add("fleet", "a controller's view of every agent on the broker ([mqtt] of the config)")
+    fsub = f.add_subparsers(dest="fleet_command", metavar="status|update")
+    for name, text in (("status", "every node: online, records, clock, last errors"),
+                       ("update", "broadcast an update and collect every node's answer and results")):
+        fp = fsub.add_parser(name, help=text, description=text)
+        # -c and -v after the subcommand as well (SUPPRESS keeps the ones given before it)
+        fp.add_argument("-c", "--config", default=argparse.SUPPRESS, help="config file")
+        fp.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS)
+        fp.add_argument("--json", action="store_true")
+        fp.add_argument("--timeout", type=float, default=10.0 if name == "update" else 3.0,
+                        help="seconds to wait for the broker and the answers")
+        if name == "update":
+            fp.add_argument("--records", nargs="+", metavar="NAME", help="only these records")
+            fp.add_argument("--force", action="store_true", help="ask the providers even if nothing changed")
+            fp.add_argument("--spread", type=float, default=None, metavar="S",
+                            help="each agent starts within a random 0..S s (default: the agents' own)")
+            fp.add_argument("--group", default=None, help="read results through $share/GROUP (several "
+                            "controllers)")
+    f.set_defaults(json=False, timeout=3.0)
     return p
 
 

@@ -1,0 +1,310 @@
+"""``edgeddns fleet``: a controller's view of every agent on one broker.
+
+``fleet status`` reads the retained ``state`` and ``availability`` each agent
+keeps on the broker and prints one line per node. ``fleet update`` broadcasts
+an ``update`` on ``<prefix>/all/cmd/update`` with an MQTT 5 response topic of
+its own and a correlation id, then collects each node's answer and results
+until every node known to be online has answered, or the timeout passes, and
+names the nodes that did not.
+
+Answers come back on the controller's response topic (MQTT 5 agents, or a
+bridge that carries response topics); an agent that only speaks MQTT 3.1.1, or
+sits behind a bridge that drops properties, answers on its own
+``<prefix>/<node>/response/update`` topic instead, so both are collected and
+matched by the command id. With ``--group`` the per-node results are read
+through an MQTT 5 shared subscription, so several controllers can split the
+work of watching a large fleet.
+
+Uses the ``[mqtt]`` table of the config: the broker, TLS and the controller's
+own credentials (an account the broker ACL lets write ``<prefix>/all/cmd/#``
+and read ``<prefix>/+/state``, ``availability``, ``result`` and ``response``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set
+
+if TYPE_CHECKING:
+    import argparse
+
+    from edgeddns.config import MqttConfig
+
+QUIET = 0.5  # seconds without a new retained message: the broker has sent what it keeps
+
+
+@dataclass
+class Node:
+    name: str
+    online: Optional[bool] = None
+    state: Optional[Dict[str, Any]] = None
+    answer: Optional[Dict[str, Any]] = None
+    results: List[Dict[str, Any]] = field(default_factory=list)
+
+    def done(self) -> bool:
+        """Answered, and for an accepted update, every record's result is in."""
+        if self.answer is None:
+            return False
+        if self.answer.get("status") != "accepted":
+            return True
+        if "at" in self.answer and not self.results:
+            return False
+        wanted = self.answer.get("records")
+        if wanted:
+            return {r.get("record") for r in self.results} >= set(wanted)
+        return bool(self.results)
+
+
+@dataclass
+class Fleet:
+    """What the broker told us, keyed by node id; fed from paho's thread, read from ours."""
+
+    prefix: str
+    nodes: Dict[str, Node] = field(default_factory=dict)
+    cid: Optional[str] = None
+    lock: threading.Condition = field(default_factory=threading.Condition)
+    last_message: float = 0.0
+
+    def node(self, name: str) -> Node:
+        n = self.nodes.get(name)
+        if n is None:
+            n = self.nodes[name] = Node(name)
+        return n
+
+    def feed(self, topic: str, payload: bytes, monotonic: Callable[[], float]) -> None:
+        parts = topic.split("/")
+        rest = topic[len(self.prefix) + 1:].split("/") if topic.startswith(self.prefix + "/") else parts
+        with self.lock:
+            self.last_message = monotonic()
+            if len(rest) == 2 and rest[0] not in ("all", "ctl") and rest[1] == "availability":
+                self.node(rest[0]).online = payload.strip() == b"online"
+            elif len(rest) == 2 and rest[1] == "state":
+                obj = _json(payload)
+                if obj is not None:
+                    self.node(rest[0]).state = obj
+            elif len(rest) == 2 and rest[1] == "result":
+                obj = _json(payload)
+                if obj is not None and self.cid is not None and self._ours(obj):
+                    self.node(rest[0]).results.append(obj)
+            else:  # an answer: on our response topic, or a node's own response/update topic
+                obj = _json(payload)
+                if obj is not None and obj.get("id") == self.cid and isinstance(obj.get("node"), str):
+                    self.node(obj["node"]).answer = obj
+            self.lock.notify_all()
+
+    def _ours(self, result: Dict[str, Any]) -> bool:
+        ids = result.get("ids") or []
+        return result.get("id") == self.cid or (isinstance(ids, list) and self.cid in ids)
+
+
+def _json(payload: bytes) -> Optional[Dict[str, Any]]:
+    try:
+        obj = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+class Controller:
+    """One short MQTT 5 session (paho's own loop thread: a CLI, not the agent)."""
+
+    def __init__(self, m: "MqttConfig", *, client_id: Optional[str] = None,
+                 monotonic: Callable[[], float] = time.monotonic):
+        self.m = m
+        self.monotonic = monotonic
+        self.fleet = Fleet(m.topic_prefix)
+        self.client_id = client_id or f"edgeddns-fleet-{os.urandom(4).hex()}"
+        self._connected = threading.Event()
+        self._subscribed = threading.Event()
+        self._error: Optional[str] = None
+        self.client: Any = None
+
+    def connect(self, timeout: float) -> None:
+        import paho.mqtt.client as paho
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        c = paho.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=paho.MQTTv5)
+        if self.m.username:
+            c.username_pw_set(self.m.username, self.m.password.reveal() if self.m.password else None)
+        if self.m.tls:
+            from edgeddns.tls import make_context
+
+            c.tls_set_context(make_context(self.m.ca_file))
+        c.on_connect = self._on_connect
+        c.on_subscribe = lambda *a: self._subscribed.set()
+        c.on_message = lambda client, userdata, msg: self.fleet.feed(msg.topic, bytes(msg.payload),
+                                                                     self.monotonic)
+        self.client = c
+        try:
+            c.connect(self.m.host, self.m.port, self.m.keepalive)
+        except OSError as e:
+            raise FleetError(f"cannot reach the broker {self.m.host}:{self.m.port}: {e.strerror or e}") from None
+        c.loop_start()
+        if not self._connected.wait(timeout) or self._error:
+            raise FleetError(self._error or f"no answer from the broker {self.m.host}:{self.m.port}")
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+        if rc.is_failure:
+            self._error = f"the broker refused the connection: {rc}"
+        self._connected.set()
+
+    def subscribe(self, topics: List[str], timeout: float) -> None:
+        self._subscribed.clear()
+        self.client.subscribe([(t, 1) for t in topics])
+        if not self._subscribed.wait(timeout):
+            raise FleetError("the broker did not acknowledge the subscription")
+
+    def wait_quiet(self, limit: float) -> None:
+        """Until no retained message came for QUIET seconds (or ``limit`` passed)."""
+        end = self.monotonic() + limit
+        with self.fleet.lock:
+            self.fleet.last_message = self.monotonic()
+            while True:
+                now = self.monotonic()
+                quiet_at = self.fleet.last_message + QUIET
+                if now >= quiet_at or now >= end:
+                    return
+                self.fleet.lock.wait(min(quiet_at, end) - now)
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.disconnect()
+            self.client.loop_stop()
+
+
+class FleetError(Exception):
+    code = "fleet"
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+def _view(fleet: Fleet) -> List[Dict[str, Any]]:
+    rows = []
+    for name in sorted(fleet.nodes):
+        n = fleet.nodes[name]
+        st = n.state or {}
+        records = st.get("records") if isinstance(st.get("records"), list) else []
+        errors = [f"{r.get('record')}: {(r.get('error') or {}).get('code')}" for r in records
+                  if isinstance(r, dict) and r.get("error")]
+        rows.append({"node": name, "online": n.online,
+                     "records": [{k: r.get(k) for k in ("record", "type", "provider", "ip", "status")}
+                                 for r in records if isinstance(r, dict)],
+                     "clock": (st.get("clock") or {}).get("source"), "errors": errors})
+    return rows
+
+
+def _print_table(rows: List[Dict[str, Any]]) -> None:
+    if not rows:
+        print("no agents found on this broker")
+        return
+    for row in rows:
+        online = {True: "online", False: "offline", None: "?"}[row["online"]]
+        recs = ", ".join(f"{r['record']} {r['type']} {r['ip'] or '-'} {r['status']}" for r in row["records"]) or "-"
+        err = f"  errors: {'; '.join(row['errors'])}" if row["errors"] else ""
+        print(f"{row['node']:<20} {online:<8} clock {row['clock'] or '?':<20} {recs}{err}")
+
+
+def _controller(args: "argparse.Namespace") -> "Controller":
+    from edgeddns.bootstrap import load_config
+
+    cfg = load_config(args)
+    if cfg.mqtt is None:
+        raise FleetError(f"{cfg.path}: mqtt: the fleet commands need an [mqtt] table")
+    ctl = Controller(cfg.mqtt)
+    ctl.connect(args.timeout)
+    return ctl
+
+
+def _status(ctl: Controller, wait: float) -> List[Dict[str, Any]]:
+    p = ctl.m.topic_prefix
+    ctl.subscribe([f"{p}/+/state", f"{p}/+/availability"], wait)
+    ctl.wait_quiet(wait)
+    with ctl.fleet.lock:
+        return _view(ctl.fleet)
+
+
+def cmd_fleet(args: "argparse.Namespace") -> int:
+    from edgeddns.bootstrap import EXIT_FAILED, EXIT_USAGE
+
+    if args.fleet_command is None:
+        print("edgeddns: fleet: say 'status' or 'update'", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        ctl = _controller(args)
+    except FleetError as e:
+        if args.json:
+            print(json.dumps({"error": e.message}))
+        print(f"edgeddns: fleet: {e.message}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        if args.fleet_command == "status":
+            rows = _status(ctl, args.timeout)
+            if args.json:
+                print(json.dumps({"nodes": rows}))
+            else:
+                _print_table(rows)
+            return 0
+        return _update(ctl, args)
+    except FleetError as e:
+        print(f"edgeddns: fleet: {e.message}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        ctl.close()
+
+
+def _update(ctl: Controller, args: "argparse.Namespace") -> int:
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    p = ctl.m.topic_prefix
+    _status(ctl, min(args.timeout, 5.0))
+    with ctl.fleet.lock:
+        expected: Set[str] = {n.name for n in ctl.fleet.nodes.values() if n.online}
+    cid = f"fleet-{os.urandom(6).hex()}"
+    ctl.fleet.cid = cid
+    response = f"{p}/ctl/{ctl.client_id}/response"
+    subs = [response, f"{p}/+/response/update"]
+    subs.append(f"$share/{args.group}/{p}/+/result" if args.group else f"{p}/+/result")
+    ctl.subscribe(subs, args.timeout)
+    body: Dict[str, Any] = {"id": cid}
+    if args.records:
+        body["records"] = args.records
+    if args.force:
+        body["force"] = True
+    if args.spread is not None:
+        body["spread"] = args.spread
+    props = Properties(PacketTypes.PUBLISH)
+    props.ResponseTopic = response
+    props.CorrelationData = cid.encode()
+    # Stale broadcasts are refused by the agents: one the broker held past our wait is no use.
+    props.MessageExpiryInterval = max(1, int(args.timeout + (args.spread or 0)))
+    ctl.client.publish(f"{p}/all/cmd/update", json.dumps(body).encode(), qos=1, properties=props)
+    end = ctl.monotonic() + args.timeout + (args.spread or 0)
+    with ctl.fleet.lock:
+        while True:
+            waiting = sorted(n for n in expected if not ctl.fleet.node(n).done())
+            left = end - ctl.monotonic()
+            if not waiting or left <= 0:
+                break
+            ctl.fleet.lock.wait(left)
+        nodes = {k: v for k, v in ctl.fleet.nodes.items() if v.answer is not None or k in expected}
+        report = {"id": cid, "expected": sorted(expected), "silent": waiting,
+                  "nodes": {k: {"answer": v.answer, "results": v.results} for k, v in sorted(nodes.items())}}
+    if args.json:
+        print(json.dumps(report))
+    else:
+        for name, v in report["nodes"].items():
+            ans = v["answer"] or {}
+            res = ", ".join(f"{r.get('record')} {r.get('status')}" for r in v["results"]) or "-"
+            print(f"{name:<20} {ans.get('status', 'no answer'):<10} {res}")
+        if waiting:
+            print(f"no answer from {len(waiting)} of {len(expected)} online nodes: {', '.join(waiting)}")
+    failed = any(r.get("status") == "failed" for v in report["nodes"].values() for r in v["results"])
+    return 1 if waiting or failed else 0

@@ -1,0 +1,133 @@
+"""``edgeddns fleet``: real agents on a real Mosquitto (with the documented ACL), the controller as a process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from tests.agentproc import AgentProc, wait_for
+from tests.conftest import ROOT, write_config
+from tests.mosquitto import MOSQUITTO, Mosquitto
+
+pytestmark = pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not installed (scripts/test installs it)")
+
+CTL_PW = "ctl-pw-4567"
+AGENT_PW = "agent-pw-0123"
+ACL = """
+user ctl
+topic readwrite #
+
+pattern readwrite edgeddns/%u/#
+pattern read edgeddns/all/cmd/#
+pattern readwrite homeassistant/#
+pattern write edgeddns/ctl/+/response
+"""
+NODES = ["f1", "f2", "f3"]
+
+
+def agent_config(tmp_path, node: str, port: int) -> str:
+    d = tmp_path / node
+    d.mkdir()
+    return write_config(d, f"""
+        [agent]
+        node_id = "{node}"
+        state_dir = "{d}/state"
+        [mqtt]
+        host = "127.0.0.1"
+        port = {port}
+        username = "{node}"
+        password = "{AGENT_PW}"
+        [ip]
+        ipv4 = ["static:93.184.216.{NODES.index(node) + 10}"]
+        [providers.lan]
+        type = "hosts"
+        path = "{d}/hosts"
+        [[records]]
+        name = "{node}.example.com"
+        provider = "lan"
+    """)
+
+
+def fleet(ctl_cfg: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edgeddns", "fleet", *args, "-c", ctl_cfg], capture_output=True,
+                          text=True, env=dict(os.environ, PYTHONPATH=ROOT), cwd=ROOT, timeout=timeout)
+
+
+@pytest.fixture
+def setup(tmp_path):
+    broker = Mosquitto(str(tmp_path / "mqtt"), users={"ctl": CTL_PW, **{n: AGENT_PW for n in NODES}},
+                       acl=ACL).start()
+    agents = {n: AgentProc(agent_config(tmp_path, n, broker.port)) for n in NODES}
+    ctl_dir = tmp_path / "ctl"
+    ctl_dir.mkdir()
+    ctl = write_config(ctl_dir, f"""
+        [agent]
+        node_id = "controller"
+        state_dir = "{ctl_dir}/state"
+        [mqtt]
+        host = "127.0.0.1"
+        port = {broker.port}
+        username = "ctl"
+        password = "{CTL_PW}"
+    """)
+    try:
+        for n, a in agents.items():
+            hosts = tmp_path / n / "hosts"
+            assert wait_for(lambda h=hosts, n=n: h.exists() and f"{n}.example.com" in h.read_text(), 20), a.log
+        yield broker, agents, ctl
+    finally:
+        for a in agents.values():
+            if a.proc.poll() is None:
+                a.proc.send_signal(signal.SIGCONT)
+            a.stop()
+        broker.stop()
+
+
+def status(ctl: str) -> dict:
+    p = fleet(ctl, "status", "--json")
+    assert p.returncode == 0, p.stdout + p.stderr
+    return {row["node"]: row for row in json.loads(p.stdout)["nodes"]}
+
+
+def test_fleet_status_lists_every_agent_with_its_records(setup):
+    broker, agents, ctl = setup
+    assert wait_for(lambda: all(status(ctl).get(n, {}).get("records") for n in NODES), 20)
+    rows = status(ctl)
+    for i, n in enumerate(NODES):
+        assert rows[n]["online"] is True
+        assert rows[n]["records"][0]["ip"] == f"93.184.216.{i + 10}"
+        assert rows[n]["clock"]
+    text = fleet(ctl, "status").stdout
+    assert all(n in text for n in NODES) and "online" in text
+
+    # An agent that dies leaves its will: offline.
+    agents["f3"].proc.kill()
+    agents["f3"].proc.wait()
+    assert wait_for(lambda: status(ctl)["f3"]["online"] is False, 20)
+
+
+def test_fleet_update_collects_every_answer_and_names_the_silent(setup):
+    broker, agents, ctl = setup
+    assert wait_for(lambda: all(status(ctl).get(n, {}).get("online") for n in NODES), 20)
+    p = fleet(ctl, "update", "--json", "--force", "--timeout", "20")
+    assert p.returncode == 0, p.stdout + p.stderr
+    rep = json.loads(p.stdout)
+    assert rep["silent"] == [] and set(rep["expected"]) == set(NODES)
+    for n in NODES:
+        node = rep["nodes"][n]
+        assert node["answer"]["status"] == "accepted" and node["answer"]["id"] == rep["id"]
+        assert [r["record"] for r in node["results"]] == [f"{n}.example.com"]
+        assert node["results"][0]["status"] in ("updated", "unchanged")
+
+    # A node that is "online" but does not answer (stopped) is named, and the exit status says so.
+    agents["f2"].proc.send_signal(signal.SIGSTOP)
+    p = fleet(ctl, "update", "--json", "--timeout", "4")
+    assert p.returncode == 1, p.stdout + p.stderr
+    rep = json.loads(p.stdout)
+    assert rep["silent"] == ["f2"]
+    assert rep["nodes"]["f1"]["answer"]["status"] == "accepted"
