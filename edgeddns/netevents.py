@@ -69,7 +69,11 @@ class NetlinkSource:
             return
         try:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
-            s.bind((0, netlink.RTMGRP_IPV4_IFADDR | netlink.RTMGRP_IPV6_IFADDR))
+            groups = netlink.RTMGRP_IPV4_IFADDR | netlink.RTMGRP_IPV6_IFADDR
+            if self.routes_wanted():
+                # interface:default: the address and its route arrive separately, in either order.
+                groups |= netlink.RTMGRP_IPV4_ROUTE | netlink.RTMGRP_IPV6_ROUTE
+            s.bind((0, groups))
         except OSError as e:
             s.close()
             log.error("netlink: cannot subscribe to address events (%s); address events are off", e.strerror)
@@ -104,6 +108,22 @@ class NetlinkSource:
             else:
                 out.add(name)
         return out
+
+    def routes_wanted(self) -> bool:
+        """Route changes matter only to ``interface:default``."""
+        return "default" in self._names()
+
+    def route_relevant(self, routes: Iterable[netlink.RouteChange]) -> Optional[netlink.RouteChange]:
+        """A default route added or removed, or None.
+
+        The new session's address arrives before its route (it was not the
+        default interface then), and the old session's route is gone by the time
+        its address deletion is seen: the route change is the event that counts.
+        """
+        for r in routes:
+            if r.default and self.routes_wanted():
+                return r
+        return None
 
     def seed(self) -> None:
         """Remember which addresses are usable now, so a later deprecation of one is noticed."""
@@ -163,9 +183,14 @@ class NetlinkSource:
             return False
         try:
             change = self.relevant(netlink.parse(data))
+            route = self.route_relevant(netlink.parse_routes(data)) if change is None else None
         except (OSError, ValueError, IndexError, struct.error) as e:
             log.debug("netlink: unparsable message (%s)", e)
             return True
+        if route is not None:
+            log.debug("netlink: IPv%d default route %s %s", route.family,
+                      "via" if route.event == netlink.RTM_NEWROUTE else "removed from", route.ifname or "?")
+            self._submit(Event("netlink", iface=route.ifname or None))
         if change is not None:
             kind = "deleted" if change.event == netlink.RTM_DELADDR else "new" if change.usable else "deprecated"
             log.debug("netlink: %s %s on %s", kind, change.address, change.ifname)

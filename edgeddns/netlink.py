@@ -17,6 +17,8 @@ from typing import Iterator, List, Optional
 RTM_NEWADDR = 20
 RTM_DELADDR = 21
 RTM_GETADDR = 22
+RTM_NEWROUTE = 24
+RTM_DELROUTE = 25
 NLMSG_ERROR = 2
 NLMSG_DONE = 3
 NLM_F_REQUEST = 0x1
@@ -32,11 +34,18 @@ IFA_F_DEPRECATED = 0x20
 IFA_F_TENTATIVE = 0x40
 RTMGRP_IPV4_IFADDR = 0x10
 RTMGRP_IPV6_IFADDR = 0x100
+RTMGRP_IPV4_ROUTE = 0x40
+RTMGRP_IPV6_ROUTE = 0x400
+RTA_OIF = 4
+RTA_TABLE = 15
+RT_TABLE_MAIN = 254
+RTN_UNICAST = 1
 INFINITY_LIFE = 0xFFFFFFFF
 
 _NLMSGHDR = struct.Struct("=IHHII")
 _IFADDRMSG = struct.Struct("=BBBBI")
 _RTATTR = struct.Struct("=HH")
+_RTMSG = struct.Struct("=BBBBBBBBI")
 
 
 @dataclass(frozen=True)
@@ -164,3 +173,48 @@ def default_route_interface(family: int, proc: str = "/proc/net") -> Optional[st
             return best[1] if best else None
     except (OSError, ValueError):
         return None
+
+
+@dataclass(frozen=True)
+class RouteChange:
+    event: int  # RTM_NEWROUTE or RTM_DELROUTE
+    family: int  # 4 or 6
+    ifname: str  # the output device ("" when the route names none)
+    table: int
+    dst_len: int  # 0 for a default route
+    rtype: int  # RTN_UNICAST for an ordinary route
+
+    @property
+    def default(self) -> bool:
+        """A unicast default route of the main table: what /proc/net/route shows and traffic leaves by."""
+        return self.dst_len == 0 and self.table == RT_TABLE_MAIN and self.rtype == RTN_UNICAST
+
+
+def parse_routes(data: bytes) -> Iterator[RouteChange]:
+    """Route messages in a buffer of netlink messages (anything else is skipped)."""
+    off = 0
+    while off + _NLMSGHDR.size <= len(data):
+        length, mtype, _flags, _seq, _pid = _NLMSGHDR.unpack_from(data, off)
+        if length < _NLMSGHDR.size or off + length > len(data):
+            return
+        if mtype in (RTM_NEWROUTE, RTM_DELROUTE) and length >= _NLMSGHDR.size + _RTMSG.size:
+            body = off + _NLMSGHDR.size
+            fam, dst_len, _src_len, _tos, table, _proto, _scope, rtype, _flags2 = _RTMSG.unpack_from(data, body)
+            oif = 0
+            a = body + _RTMSG.size
+            end = off + length
+            while a + _RTATTR.size <= end:
+                alen, atype = _RTATTR.unpack_from(data, a)
+                if alen < _RTATTR.size:
+                    break
+                if atype == RTA_OIF and alen >= _RTATTR.size + 4:
+                    (oif,) = struct.unpack_from("=I", data, a + _RTATTR.size)
+                elif atype == RTA_TABLE and alen >= _RTATTR.size + 4:
+                    (table,) = struct.unpack_from("=I", data, a + _RTATTR.size)
+                a += (alen + 3) & ~3
+            if fam in (socket.AF_INET, socket.AF_INET6):
+                yield RouteChange(mtype, 4 if fam == socket.AF_INET else 6, _ifname(oif) if oif else "", table,
+                                  dst_len, rtype)
+        elif mtype == NLMSG_DONE:
+            return
+        off += (length + 3) & ~3
