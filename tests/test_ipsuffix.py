@@ -15,10 +15,15 @@ from edgeddns.ipsuffix import combine, parse_suffix
 from edgeddns.state import StateStore
 from tests.agentproc import AgentProc, read, wait_for
 from tests.conftest import run_cli, write_config
+from tests.mosquitto import MOSQUITTO
+from tests.test_mqtt import AGENT_PW, Ctl
+from tests.test_mqtt import broker as _broker_fixture
+from tests.test_mqtt import tls_files as _tls_fixture
 from tests.test_netevents import _ip
 from tests.test_netevents import netns as _netns_fixture
 
 netns = _netns_fixture  # a namespace with lo and a veth wan0/peer0 pair
+broker, tls_files = _broker_fixture, _tls_fixture  # a real Mosquitto with the MQTT tests' users and ACL
 
 RECORDING = "/work/shared/openwrt-recordings/ubus-call-network.interface.wan-status.json"
 NAS, CAM = "::211:32ff:fe12:3456", "::12:5054:ff:fe00:1"
@@ -226,5 +231,29 @@ def test_prefix_change_in_a_namespace_moves_every_suffix_record(netns, tmp_path)
         assert "cam.example.com AAAA 2a01:4f8:10a:200:" in lines[i + 1] and "updated" in lines[i + 1], lines
         assert "skipped 2a01:4f8:10a:100::1 (deprecated)" in agent.log
     finally:
+        assert agent.stop() == 0, agent.log
+    assert "Traceback" not in agent.log
+
+
+@pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not installed (scripts/test installs it)")
+def test_mqtt_address_moves_every_suffix_record(broker, tmp_path):
+    """An MQTT ``update`` carrying an IPv6 address (accept_ip) gives every suffix record its prefix."""
+    mqtt = (f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\nusername = "n2"\npassword = "{AGENT_PW}"\n'
+            'accept_ip = true\ndiscovery = false\n')
+    cfg = write_config(tmp_path, HEAD.format(d=tmp_path, src="static:2a01:4f8:10a:100::1").replace(
+        'node_id = "sfx"', 'node_id = "n2"') + mqtt + RECORDS.format(nas=NAS, cam=CAM))
+    ctl = Ctl(broker.port)
+    agent = AgentProc(cfg)
+    try:
+        ctl.json("edgeddns/n2/result", lambda d: d["record"] == "cam.example.com" and d["trigger"] == "startup")
+        ctl.send("edgeddns/n2/cmd/update", {"id": "pfx-1", "ipv6": "2a01:4f8:10a:2ff::7"})
+        nas = ctl.json("edgeddns/n2/result", lambda d: d["id"] == "pfx-1" and d["record"] == "nas.example.com")
+        cam = ctl.json("edgeddns/n2/result", lambda d: d["id"] == "pfx-1" and d["record"] == "cam.example.com")
+        assert nas["ip"] == "2a01:4f8:10a:2ff:211:32ff:fe12:3456" and nas["status"] == "updated", nas
+        assert cam["ip"] == "2a01:4f8:10a:212:5054:ff:fe00:1" and cam["status"] == "updated", cam
+        assert nas["source"] == "event:mqtt" and nas["selection"]["prefix"] == "2a01:4f8:10a:2ff::/64"
+        assert "2a01:4f8:10a:212:5054:ff:fe00:1 cam.example.com" in read(tmp_path / "hosts")
+    finally:
+        ctl.close()
         assert agent.stop() == 0, agent.log
     assert "Traceback" not in agent.log
