@@ -44,3 +44,11 @@ class Opt:
     choices: Tuple[Any, ...] = ()
     check: Optional[Callable[[Any], Optional[str]]] = None  # returns an error text or None
     doc: str = ""
+    #: the value is sent in an HTTP header (a dict: a map of header name -> value), so it must be
+    #: one line of Latin-1 text; None means "yes for a Secret, no otherwise"
+    header: Optional[bool] = None
+    #: the value is a URL requests go to (checked like ``endpoint`` for cleartext credentials)
+    url: bool = False
+
+    def in_header(self) -> bool:
+        return self.kind is Secret if self.header is None else self.header

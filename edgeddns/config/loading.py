@@ -25,6 +25,7 @@ from edgeddns.config.sections import (
     suffix_keys,
     valid_hostname,
 )
+from edgeddns.config.transport import cleartext_problem
 from edgeddns.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -92,7 +93,7 @@ def _providers(rd: Reader, data: Dict[str, Any]) -> Dict[str, ProviderConfig]:
             cls = provider_class(ptype)
         except KeyError as e:
             raise rd.fail(f"{key}.type", str(e.args[0])) from None
-        opts = rd.options(p, key, cls.OPTIONS, ("type", "endpoint", "ca_file", "timeout"))
+        opts = rd.options(p, key, cls.OPTIONS, ("type", "endpoint", "ca_file", "timeout", "allow_http"))
         endpoint = rd.get(p, key, "endpoint", str)
         if endpoint is not None and not endpoint.startswith(("http://", "https://")):
             raise rd.fail(f"{key}.endpoint", "must be an http:// or https:// URL")
@@ -100,9 +101,11 @@ def _providers(rd: Reader, data: Dict[str, Any]) -> Dict[str, ProviderConfig]:
         ptimeout = rd.get(p, key, "timeout", float, 10.0)
         if not 0 < ptimeout <= 120:
             raise rd.fail(f"{key}.timeout", "must be between 0 and 120 seconds")
+        allow_http = rd.get(p, key, "allow_http", bool, False)
         cfg = ProviderConfig(name=name, type=ptype, options=opts, endpoint=endpoint,
-                             ca_file=ca_file, timeout=ptimeout)
-        problem = cls.check_config(cfg, rd.resolve_path)
+                             ca_file=ca_file, timeout=ptimeout, allow_http=allow_http)
+        problem = cls.check_config(cfg, rd.resolve_path) or cleartext_problem(endpoint, opts, cls.OPTIONS,
+                                                                              allow_http)
         if problem:
             raise rd.fail(problem[0] and f"{key}.{problem[0]}" or key, problem[1])
         providers[name] = cfg

@@ -74,6 +74,7 @@ class ProviderConfig:
     endpoint: Optional[str] = None
     ca_file: Optional[str] = None
     timeout: float = 10.0
+    allow_http: bool = False  # credentials may go over http:// to a non-loopback host
 
 
 @dataclass

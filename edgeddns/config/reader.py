@@ -116,6 +116,7 @@ class Reader:
             where = f"{key}.{name}"
             if opt.kind is Secret:
                 out[name] = self.secret(data, key, name, opt.required)
+                self._header_ok(out[name], opt, where)
                 continue
             value = self.get(data, key, name, opt.kind, opt.default, opt.required)
             if value is None:
@@ -127,8 +128,21 @@ class Reader:
                 problem = opt.check(value)
                 if problem:
                     raise self.fail(where, problem)
+            self._header_ok(value, opt, where)
             out[name] = value
         return out
+
+    def _header_ok(self, value: Any, opt: Opt, where: str) -> None:
+        from edgeddns.config.transport import header_problem
+
+        if value is None or not opt.in_header():
+            return
+        # A dict option in headers is a map of header name -> value.
+        items = [(f"{where}.{k}", v) for k, v in value.items()] if isinstance(value, dict) else [(where, value)]
+        for at, v in items:
+            problem = header_problem(v)
+            if problem:
+                raise self.fail(at, problem)
 
     def existing_file(self, data: Dict[str, Any], key: str, name: str) -> Optional[str]:
         """A path option (``ca_file``) resolved against the config's directory; it must exist."""

@@ -124,7 +124,7 @@ def map_error(status: int, code: str, message: str, *, server_time: Optional[flo
 
 class AlidnsProvider(Provider):
     OPTIONS = {
-        "access_key_id": Opt(str, required=True, doc="AccessKey ID"),
+        "access_key_id": Opt(str, required=True, header=True, doc="AccessKey ID"),
         "access_key_secret": Opt(Secret, required=True, doc="AccessKey secret"),
         "security_token": Opt(Secret, doc="STS token, with temporary credentials"),
         "line": Opt(str, default="default", doc="resolution line for new records"),

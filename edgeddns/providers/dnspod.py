@@ -95,7 +95,7 @@ def map_error(code: str, message: str, *, date_time: Optional[float]) -> Provide
 
 class DnspodProvider(Provider):
     OPTIONS = {
-        "secret_id": Opt(str, required=True, doc="SecretId of a Tencent Cloud API key"),
+        "secret_id": Opt(str, required=True, header=True, doc="SecretId of a Tencent Cloud API key"),
         "secret_key": Opt(Secret, required=True, doc="SecretKey"),
         "token": Opt(Secret, doc="STS session token, with temporary credentials"),
         "line": Opt(str, default=DEFAULT_LINE, doc="resolution line for new records"),

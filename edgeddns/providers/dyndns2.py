@@ -171,9 +171,9 @@ class Dyndns2Provider(Provider):
     OPTIONS = {
         "preset": Opt(str, choices=tuple(PRESETS), doc="a known service; sets the endpoint and request shape"),
         "username": Opt(str, doc="account or DDNS-key user name (dyndns2 services)"),
-        "password": Opt(Secret, doc="password or DDNS-key password (dyndns2 services)"),
+        "password": Opt(Secret, header=False, doc="password or DDNS-key password (dyndns2 services)"),
         "token": Opt(Secret, doc="account token (DuckDNS)"),
-        "user_agent": Opt(str, default=DEFAULT_USER_AGENT, doc="User-Agent sent with every update"),
+        "user_agent": Opt(str, default=DEFAULT_USER_AGENT, header=True, doc="User-Agent sent with every update"),
     }
     WRITE_ONLY = True
 

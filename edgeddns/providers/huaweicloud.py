@@ -97,9 +97,9 @@ def map_error(status: int, code: str, message: str, *, date_time: Optional[float
 
 class HuaweicloudProvider(Provider):
     OPTIONS = {
-        "access_key": Opt(str, required=True, doc="AK (access key ID)"),
+        "access_key": Opt(str, required=True, header=True, doc="AK (access key ID)"),
         "secret_key": Opt(Secret, required=True, doc="SK (secret access key)"),
-        "project_id": Opt(str, doc="sent as X-Project-Id when set"),
+        "project_id": Opt(str, header=True, doc="sent as X-Project-Id when set"),
     }
     SIGNED = True
 

@@ -146,7 +146,7 @@ def change_batch(name: str, rtype: str, value: str, ttl: int) -> bytes:
 
 class Route53Provider(Provider):
     OPTIONS = {
-        "access_key_id": Opt(str, required=True, doc="AWS access key ID"),
+        "access_key_id": Opt(str, required=True, header=True, doc="AWS access key ID"),
         "secret_access_key": Opt(Secret, required=True, doc="AWS secret access key"),
         "session_token": Opt(Secret, doc="STS session token, with temporary credentials"),
         "hosted_zone_id": Opt(str, doc="skip zone lookup: the hosted zone every record of this provider is in"),

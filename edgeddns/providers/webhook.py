@@ -91,9 +91,9 @@ def _url_problem(url: str) -> Optional[str]:
 
 class WebhookProvider(Provider):
     OPTIONS = {
-        "url": Opt(str, required=True, check=_url_problem, doc="the URL; placeholders in path and query"),
+        "url": Opt(str, required=True, check=_url_problem, url=True, doc="the URL; placeholders in path and query"),
         "method": Opt(str, choices=METHODS, doc="GET without a body, POST with one"),
-        "headers": Opt(dict, default=None, doc="extra headers; values may use placeholders"),
+        "headers": Opt(dict, default=None, header=True, doc="extra headers; values may use placeholders"),
         "body": Opt(str, doc="body template (see body_format)"),
         "json": Opt(dict, doc="a TOML table sent as the JSON body (implies body_format = json)"),
         "body_format": Opt(str, choices=("json", "form", "text"), doc="how body placeholders are escaped"),
