@@ -19,7 +19,8 @@ ipv4 = ["static:8.8.8.8"]
 
 
 def _load(tmp_path, provider: str, record_provider: str = "p"):
-    text = HEAD + provider + f'\n[[records]]\nname = "home.example.com"\nprovider = "{record_provider}"\n'
+    name = "home.duckdns.org" if "duckdns" in provider else "home.example.com"
+    text = HEAD + provider + f'\n[[records]]\nname = "{name}"\nprovider = "{record_provider}"\n'
     return load(write_config(tmp_path, text), environ={})
 
 
