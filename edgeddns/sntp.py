@@ -13,9 +13,10 @@ import os
 import socket
 import struct
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from edgeddns.clock import boottime
 
 NTP_PORT = 123
 PACKET = struct.Struct("!BBbbIII8s8sQQ")  # 48 bytes
@@ -168,7 +169,8 @@ class SntpClient:
     """Asks servers in parallel; every side effect is injectable for tests."""
 
     timeout: float = 1.0
-    monotonic: Callable[[], float] = time.monotonic
+    #: the clock samples are anchored to: boot time, which keeps counting while the machine sleeps
+    monotonic: Callable[[], float] = boottime
     random_bytes: Callable[[int], bytes] = os.urandom
     socket_factory: Callable[..., socket.socket] = socket.socket
     resolve: Callable[..., list] = socket.getaddrinfo

@@ -99,6 +99,8 @@ class ClockStore:
             if a is not None:
                 out[key] = {"boot_id": a.boot_id, "base": a.base, "set_at": a.set_at, "source": a.source}
         try:
+            # A one-shot's clock may learn the time before the state store first writes.
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
             write_atomic(path, json.dumps(out) + "\n", 0o600)
             self.error = None
         except OSError as e:

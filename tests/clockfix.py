@@ -82,6 +82,7 @@ class FakeNtp:
     def __init__(self, offset: float = 0.0, behaviour: str = "good"):
         self.offset = offset
         self.behaviour = behaviour
+        self.queries = 0  # requests received, answered or not
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.2)
@@ -98,6 +99,7 @@ class FakeNtp:
             except (socket.timeout, OSError):
                 continue
             t2 = time.time() + self.offset
+            self.queries += 1
             if self.behaviour == "silent" or len(data) < 48:
                 continue
             origin = data[40:48]

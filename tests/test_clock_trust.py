@@ -157,3 +157,38 @@ def test_a_webhook_hosts_wrong_date_moves_nobody_elses_clock(tmp_path, ali_ok, c
         assert ali_ok.writes == 1
     finally:
         srv.stop()
+
+
+# ---------------------------------------------------------------- one-shots in one boot (issue 12)
+
+def run_twice(tmp_path, fake, ca_file, ntp, env):
+    """Two one-shots in one state dir, each with a new address (so each signs a request)."""
+    out = []
+    for ip in ("8.8.8.8", "1.1.1.1"):
+        cfg = alidns_config(tmp_path, fake, ca_file, ip=f"static:{ip}", extra=clock_toml("auto", [ntp.server]))
+        p = run_cli("update", "-c", cfg, "--json", env=dict(env, EDGEDDNS_IGNORE_SYNC_EVIDENCE="1"))
+        assert "Traceback" not in p.stderr, p.stderr
+        r = [json.loads(x) for x in p.stdout.splitlines() if x.startswith("{")]
+        assert len(r) == 1 and r[0]["status"] == "updated", p.stdout + p.stderr
+        out.append((r[0], ntp.queries))
+    return out
+
+
+def test_one_shot_reuses_the_offset_measured_in_this_boot(tmp_path, ali_ok, ca_file, fake_ntp, faketime):  # noqa: F811
+    ntp = fake_ntp(0.0)  # the true time; the child's wall clock is 3 hours behind
+    (first, q1), (second, q2) = run_twice(tmp_path, ali_ok, ca_file, ntp, faketime.env("-3h"))
+    assert q1 == 1 and q2 == 1  # the second one-shot sent no NTP query
+    for r in (first, second):
+        assert r["clock"]["source"] == f"ntp:{ntp.server}" and abs(r["clock"]["offset"] - 3 * 3600) < 1.0, r
+    saved = json.loads((tmp_path / "state" / "clock.json").read_text())
+    with open("/proc/sys/kernel/random/boot_id") as f:
+        assert saved["offset"]["boot_id"] == f.read().strip()
+
+
+def test_unreachable_ntp_costs_one_query_and_the_date_serves(tmp_path, ali_ok, ca_file, fake_ntp, faketime):  # noqa: F811
+    ntp = fake_ntp(0.0, "silent")  # UDP 123 swallowed: every query waits for its whole timeout
+    (first, q1), (second, q2) = run_twice(tmp_path, ali_ok, ca_file, ntp, faketime.env("-3h"))
+    assert q1 == 1  # one short timeout in the first one-shot, not one per attempt
+    assert q2 == 1  # and none in the next: the provider's Date serves at once
+    for r in (first, second):
+        assert r["clock"]["source"] == "http-date:127.0.0.1" and abs(r["clock"]["offset"] - 3 * 3600) < 2.0, r

@@ -295,7 +295,8 @@ def test_hook_tells_the_agent_on_step_and_survives_its_absence(tmp_path):
     p, log = run_hook(tmp_path, {"ACTION": "step", "stratum": "2", "offset": "-10800.1"})
     assert p.returncode == 0
     deadline = time.monotonic() + 5
-    while not log.exists() and time.monotonic() < deadline:
+    # The hook runs the trigger in the background: wait for its whole line, not just the file.
+    while not (log.exists() and log.read_text().endswith("\n")) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert log.read_text().strip() == "trigger --action ntp-step"
     assert marker_probe(tmp_path).check().synced
@@ -476,3 +477,110 @@ def test_verified_time_is_saved_rarely_and_becomes_the_floor(tmp_path):
     with pytest.raises(ClockUnsyncedError, match="before the floor"):
         c2.ensure()
     assert c2.floor() == pytest.approx(saved["verified"], abs=0.01)
+
+
+# ---------------------------------------------------------------- the offset saved per boot (issue 12)
+
+def boot_probe(tmp_path, boot: str) -> SyncProbe:
+    p = unsynced(tmp_path)
+    p.boot_id_file = str(tmp_path / f"boot_id.{boot}")
+    (tmp_path / f"boot_id.{boot}").write_text(boot + "\n")
+    return p
+
+
+def test_saved_offset_is_reused_in_the_same_boot_until_max_age(tmp_path):
+    t = Ticker()
+    c1, s1 = make(tmp_path, t, ntp_offset=-3600.0, probe=boot_probe(tmp_path, "boot-a"), max_age=600.0)
+    c1.ensure()
+    assert s1.calls == 1
+    t.advance(300.0)
+    c2, s2 = make(tmp_path, t, ntp_offset=0.0, probe=boot_probe(tmp_path, "boot-a"), max_age=600.0)
+    c2.ensure()  # the next one-shot: no measurement, the saved anchor
+    assert s2.calls == 0 and c2.info().source == "ntp:ntp.test"
+    assert c2.now() == pytest.approx(t.w - 3600.0, abs=1e-6)
+    c3, s3 = make(tmp_path, t, ntp_offset=0.0, probe=boot_probe(tmp_path, "boot-b"), max_age=600.0)
+    c3.ensure()  # another boot: boot time restarted, the saved anchor means nothing
+    assert s3.calls == 1 and c3.now() == pytest.approx(t.w, abs=1e-6)
+    t.advance(601.0)
+    c4, s4 = make(tmp_path, t, ntp_offset=0.0, probe=boot_probe(tmp_path, "boot-b"), max_age=600.0)
+    c4.ensure()  # older than max_age: measured again
+    assert s4.calls == 1
+
+
+def test_saved_ntp_failure_lets_the_date_serve_at_once(tmp_path):
+    t = Ticker()
+    c1, s1 = make(tmp_path, t, probe=boot_probe(tmp_path, "boot-a"))
+    with pytest.raises(ClockUnsyncedError):
+        c1.ensure()
+    assert s1.calls == 1
+    t.advance(10.0)
+    c2, s2 = make(tmp_path, t, probe=boot_probe(tmp_path, "boot-a"))
+    c2.ensure(probe=lambda: c2.observe_server_time("api.test", t.w + 7200.0))
+    assert s2.calls == 0 and c2.info().source == "http-date:api.test"
+    t.advance(NTP_RETRY)
+    c3, s3 = make(tmp_path, t, probe=boot_probe(tmp_path, "boot-a"))
+    with pytest.raises(ClockUnsyncedError):
+        c3.ensure()  # the pause is over: NTP is asked again
+    assert s3.calls == 1
+
+
+@pytest.mark.parametrize("text", ['{"offset": {"boot_id": "boot-a", "base": "x"}}', "[1]", "{", "",
+                                  '{"verified": 1e400, "offset": null}', '{"verified": true}'])
+def test_a_damaged_clock_file_is_ignored(tmp_path, text):
+    (tmp_path / "clock.json").write_text(text)
+    t = Ticker()
+    c, s = make(tmp_path, t, ntp_offset=1.0, probe=boot_probe(tmp_path, "boot-a"))
+    c.ensure()
+    assert s.calls == 1 and c.floor() == c.release
+
+
+def test_saved_offset_before_the_floor_is_not_reused(tmp_path):
+    t = Ticker()
+    c1, _ = make(tmp_path, t, ntp_offset=-3600.0, probe=boot_probe(tmp_path, "boot-a"))
+    c1.ensure()
+    c2, s2 = make(tmp_path, t, ntp_offset=0.0, probe=boot_probe(tmp_path, "boot-a"))
+    c2.verified = t.w - 60.0  # verified since: the saved anchor would put us an hour before it
+    c2.ensure()
+    assert s2.calls == 1 and c2.now() == pytest.approx(t.w, abs=1e-6)
+
+
+# ---------------------------------------------------------------- CLOCK_BOOTTIME (issue 10)
+
+def test_anchored_time_follows_a_suspend(tmp_path):
+    """CLOCK_MONOTONIC stops while a NAS sleeps; the anchor must follow boot time, which does not."""
+    t = Ticker()  # t.m is boot time here
+    c, sntp = make(tmp_path, t, ntp_offset=-3 * 3600.0, max_age=7200.0)
+    c.ensure()
+    assert c.boottime == t.mono  # the injected boot-time clock, not monotonic
+    true = t.w - 3 * 3600.0
+    t.w += 3600.0  # asleep for an hour: wall and boot time move on, monotonic does not
+    t.m += 3600.0
+    assert c.now() == pytest.approx(true + 3600.0, abs=1e-6)
+    assert sntp.calls == 1
+
+
+def test_default_clocks_count_suspend(tmp_path):
+    from edgeddns.clock import boottime
+    from edgeddns.sntp import SntpClient
+
+    c = CorrectedClock(ClockConfig(mode="ntp"), str(tmp_path))
+    assert c.boottime is boottime and c.sntp.monotonic is boottime
+    assert SntpClient().monotonic is boottime
+
+
+def test_boottime_is_clock_boottime_in_a_time_namespace(tmp_path, chronyd):  # noqa: F811
+    """A time namespace whose boot time is a day ahead of its monotonic clock, as after a day asleep.
+    boottime() must read CLOCK_BOOTTIME, and NTP samples and the anchor must use the same clock."""
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare is not installed")
+    code = ("import time, sys; from edgeddns.clock import boottime; from edgeddns.config import ClockConfig; "
+            "from edgeddns.timesync import CorrectedClock; "
+            "c = CorrectedClock(ClockConfig(mode='ntp', ntp_servers=[sys.argv[1]], timeout=0.5), None); c.ensure(); "
+            "print(boottime() - time.monotonic(), c.now() - time.time())")
+    p = subprocess.run(["unshare", "--time", "--boottime", "86400", os.sys.executable, "-c", code, chronyd],
+                       capture_output=True, text=True, cwd=ROOT, timeout=30)
+    if p.returncode != 0 and "unshare" in p.stderr:
+        pytest.skip(f"no time namespaces here: {p.stderr.strip()[:200]}")
+    assert p.returncode == 0, p.stderr
+    gap, err = (float(x) for x in p.stdout.split())
+    assert abs(gap - 86400) < 5 and abs(err) < 0.5
