@@ -12,6 +12,11 @@ import subprocess
 import sys
 import time
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edgeddns.ipselect import POLICIES, Candidate, parse_match, rank
+from edgeddns.ipsuffix import combine, parse_suffix
 from tests.agentproc import env
 from tests.conftest import ROOT, write_config
 from tests.test_netevents import _ip
@@ -128,3 +133,39 @@ def test_nothing_usable_says_why(netns, tmp_path):
     res = dry_run(netns, _config(tmp_path))
     assert res["status"] == "failed" and res["ip"] is None
     assert f"{P}::1 deprecated" in res["error"]["message"], res
+
+
+# ---- properties of the policy itself (no namespace needed) ----------------------------------------
+
+_rarely = st.sampled_from([False, False, False, True])
+_cand = st.builds(
+    Candidate,
+    address=st.integers(0, 2**16 - 1).map(lambda n: f"2a01:4f8:10a:{n % 4:x}::{n:x}"),
+    temporary=_rarely, deprecated=_rarely, tentative=_rarely,
+    preferred=st.one_of(st.none(), st.integers(0, 10**6)), valid=st.one_of(st.none(), st.integers(0, 10**6)),
+    created=st.one_of(st.none(), st.integers(1, 10**6)), known=st.just(True))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_cand, max_size=8, unique_by=lambda c: c.address), st.sampled_from(POLICIES), st.randoms())
+def test_choice_does_not_depend_on_list_order(cands, policy, rnd):
+    first, _ = rank(cands, 6, policy)
+    shuffled = list(cands)
+    rnd.shuffle(shuffled)
+    for other in (shuffled, cands[::-1]):
+        again, _ = rank(other, 6, policy)
+        assert [c.address for c in first] == [c.address for c in again]
+    assert not any(c.temporary or c.deprecated or c.tentative or c.preferred == 0 for c in first)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 2**128 - 1), st.integers(1, 127), st.integers(1, 2**127))
+def test_combination_keeps_prefix_and_suffix_bits(prefix, plen, raw_suffix):
+    import ipaddress
+
+    suffix = raw_suffix & ((1 << (128 - plen)) - 1) or 1
+    text = str(ipaddress.IPv6Address(suffix))
+    out = int(ipaddress.IPv6Address(combine(str(ipaddress.IPv6Address(prefix)), parse_suffix(text, plen), plen)))
+    assert out >> (128 - plen) == prefix >> (128 - plen)
+    assert out & ((1 << (128 - plen)) - 1) == suffix
+    assert parse_match("::211:32ff:fe12:3456").fits("2a01:4f8:10a:1:211:32ff:fe12:3456")
