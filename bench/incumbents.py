@@ -90,8 +90,9 @@ def enter_netns() -> None:
         return
     os.environ["EDGEDDNS_BENCH_NETNS"] = "1"
     unshare = ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-r", "-n"]
+    # The script that was started (light.py and fleet.py use this too), not this module's file.
     os.execvp(unshare[0], unshare + ["sh", "-c", 'ip link set lo up && exec "$0" "$@"', sys.executable,
-                                     os.path.abspath(__file__), *sys.argv[1:]])
+                                     os.path.abspath(sys.argv[0]), *sys.argv[1:]])
 
 
 def measure(argv: List[str], env: Optional[Dict[str, str]] = None, timeout: float = 60.0) -> Run:

@@ -50,6 +50,7 @@ from incumbents import (  # noqa: E402
     USER,
     Addresses,
     Bench,
+    enter_netns,
     measure,
     median,
     proc_status,
@@ -59,16 +60,6 @@ from incumbents import (  # noqa: E402
 from tests.mosquitto import Mosquitto  # noqa: E402
 
 VENV = os.path.join(BENCH, ".venv-light")
-
-
-def enter_netns() -> None:
-    """Re-exec this script inside a fresh network namespace with only ``lo`` up."""
-    if os.environ.get("EDGEDDNS_BENCH_NETNS") == "1":
-        return
-    os.environ["EDGEDDNS_BENCH_NETNS"] = "1"
-    unshare = ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-r", "-n"]
-    os.execvp(unshare[0], unshare + ["sh", "-c", 'ip link set lo up && exec "$0" "$@"', sys.executable,
-                                     os.path.abspath(__file__), *sys.argv[1:]])
 
 
 def build_venv() -> str:

@@ -44,6 +44,7 @@ class Node:
     online: Optional[bool] = None
     state: Optional[Dict[str, Any]] = None
     answer: Optional[Dict[str, Any]] = None
+    via: Optional[str] = None  # "response-topic" (MQTT 5, correlation data matched) or "node-topic"
     results: List[Dict[str, Any]] = field(default_factory=list)
 
     def done(self) -> bool:
@@ -67,6 +68,7 @@ class Fleet:
     prefix: str
     nodes: Dict[str, Node] = field(default_factory=dict)
     cid: Optional[str] = None
+    response: Optional[str] = None  # our response topic
     lock: threading.Condition = field(default_factory=threading.Condition)
     last_message: float = 0.0
 
@@ -76,7 +78,8 @@ class Fleet:
             n = self.nodes[name] = Node(name)
         return n
 
-    def feed(self, topic: str, payload: bytes, monotonic: Callable[[], float]) -> None:
+    def feed(self, topic: str, payload: bytes, monotonic: Callable[[], float],
+             corr: Optional[bytes] = None) -> None:
         parts = topic.split("/")
         rest = topic[len(self.prefix) + 1:].split("/") if topic.startswith(self.prefix + "/") else parts
         with self.lock:
@@ -94,7 +97,10 @@ class Fleet:
             else:  # an answer: on our response topic, or a node's own response/update topic
                 obj = _json(payload)
                 if obj is not None and obj.get("id") == self.cid and isinstance(obj.get("node"), str):
-                    self.node(obj["node"]).answer = obj
+                    n = self.node(obj["node"])
+                    mine = topic == self.response and corr is not None and corr == (self.cid or "").encode()
+                    if n.answer is None or mine:
+                        n.answer, n.via = obj, "response-topic" if mine else "node-topic"
             self.lock.notify_all()
 
     def _ours(self, result: Dict[str, Any]) -> bool:
@@ -137,8 +143,9 @@ class Controller:
             c.tls_set_context(make_context(self.m.ca_file))
         c.on_connect = self._on_connect
         c.on_subscribe = lambda *a: self._subscribed.set()
-        c.on_message = lambda client, userdata, msg: self.fleet.feed(msg.topic, bytes(msg.payload),
-                                                                     self.monotonic)
+        c.on_message = lambda client, userdata, msg: self.fleet.feed(
+            msg.topic, bytes(msg.payload), self.monotonic,
+            getattr(getattr(msg, "properties", None), "CorrelationData", None))
         self.client = c
         try:
             c.connect(self.m.host, self.m.port, self.m.keepalive)
@@ -268,8 +275,9 @@ def _update(ctl: Controller, args: "argparse.Namespace") -> int:
     with ctl.fleet.lock:
         expected: Set[str] = {n.name for n in ctl.fleet.nodes.values() if n.online}
     cid = f"fleet-{os.urandom(6).hex()}"
-    ctl.fleet.cid = cid
     response = f"{p}/ctl/{ctl.client_id}/response"
+    with ctl.fleet.lock:
+        ctl.fleet.cid, ctl.fleet.response = cid, response
     subs = [response, f"{p}/+/response/update"]
     subs.append(f"$share/{args.group}/{p}/+/result" if args.group else f"{p}/+/result")
     ctl.subscribe(subs, args.timeout)
@@ -296,7 +304,8 @@ def _update(ctl: Controller, args: "argparse.Namespace") -> int:
             ctl.fleet.lock.wait(left)
         nodes = {k: v for k, v in ctl.fleet.nodes.items() if v.answer is not None or k in expected}
         report = {"id": cid, "expected": sorted(expected), "silent": waiting,
-                  "nodes": {k: {"answer": v.answer, "results": v.results} for k, v in sorted(nodes.items())}}
+                  "nodes": {k: {"answer": v.answer, "via": v.via, "results": v.results}
+                            for k, v in sorted(nodes.items())}}
     if args.json:
         print(json.dumps(report))
     else:

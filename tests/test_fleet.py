@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
@@ -30,10 +31,10 @@ pattern write edgeddns/ctl/+/response
 NODES = ["f1", "f2", "f3"]
 
 
-def agent_config(tmp_path, node: str, port: int) -> str:
+def agent_config(tmp_path, node: str, port: int, auth: bool = True) -> str:
     d = tmp_path / node
     d.mkdir()
-    return write_config(d, f"""
+    text = textwrap.dedent(f"""
         [agent]
         node_id = "{node}"
         state_dir = "{d}/state"
@@ -51,6 +52,9 @@ def agent_config(tmp_path, node: str, port: int) -> str:
         name = "{node}.example.com"
         provider = "lan"
     """)
+    if not auth:
+        text = text.replace(f'username = "{node}"\n', "").replace(f'password = "{AGENT_PW}"\n', "")
+    return write_config(d, text)
 
 
 def fleet(ctl_cfg: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -121,6 +125,7 @@ def test_fleet_update_collects_every_answer_and_names_the_silent(setup):
     for n in NODES:
         node = rep["nodes"][n]
         assert node["answer"]["status"] == "accepted" and node["answer"]["id"] == rep["id"]
+        assert node["via"] == "response-topic"  # MQTT 5: our response topic, our correlation data
         assert [r["record"] for r in node["results"]] == [f"{n}.example.com"]
         assert node["results"][0]["status"] in ("updated", "unchanged")
 
@@ -131,3 +136,48 @@ def test_fleet_update_collects_every_answer_and_names_the_silent(setup):
     rep = json.loads(p.stdout)
     assert rep["silent"] == ["f2"]
     assert rep["nodes"]["f1"]["answer"]["status"] == "accepted"
+
+
+@pytest.mark.parametrize("bridge_protocol", ["mqttv50", "mqttv311"])
+def test_fleet_update_across_a_bridge(tmp_path, bridge_protocol):
+    """Agents on two bridged brokers: every answer reaches the controller on the near one.
+
+    An MQTT 5 bridge carries the response topic and the correlation data (both are under the
+    bridged ``edgeddns/#``); a 3.1.1 bridge drops properties, so those agents answer on their own
+    ``response/update`` topic, which the controller collects too, matched by the id.
+    """
+    near = Mosquitto(str(tmp_path / "near")).start()
+    far = Mosquitto(str(tmp_path / "far"), extra=[
+        "connection near", f"address 127.0.0.1:{near.port}", f"bridge_protocol_version {bridge_protocol}",
+        "topic edgeddns/# both 1", "topic homeassistant/# out 1", "cleansession true",
+        "restart_timeout 1 2"]).start()
+    agents = {}
+    try:
+        for n, port in (("f1", near.port), ("f2", far.port), ("f3", far.port)):
+            agents[n] = AgentProc(agent_config(tmp_path, n, port, auth=False))
+        ctl_dir = tmp_path / "ctl"
+        ctl_dir.mkdir()
+        ctl = write_config(ctl_dir, f"""
+            [agent]
+            node_id = "controller"
+            state_dir = "{ctl_dir}/state"
+            [mqtt]
+            host = "127.0.0.1"
+            port = {near.port}
+        """)
+        assert wait_for(lambda: all(status(ctl).get(n, {}).get("online") for n in NODES), 30), \
+            [a.log for a in agents.values()] + [far.log()]
+        p = fleet(ctl, "update", "--json", "--timeout", "20")
+        assert p.returncode == 0, p.stdout + p.stderr
+        rep = json.loads(p.stdout)
+        assert rep["silent"] == []
+        want = "response-topic" if bridge_protocol == "mqttv50" else "node-topic"
+        for n in NODES:
+            assert rep["nodes"][n]["answer"]["status"] == "accepted"
+            assert rep["nodes"][n]["via"] == ("response-topic" if n == "f1" else want), rep["nodes"][n]
+            assert [r["record"] for r in rep["nodes"][n]["results"]] == [f"{n}.example.com"]
+    finally:
+        for a in agents.values():
+            a.stop()
+        far.stop()
+        near.stop()
