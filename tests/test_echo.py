@@ -73,3 +73,65 @@ def test_plain_http_source_imports_neither_http_client_nor_ssl():
             "print(sorted(m for m in ('http.client', 'ssl', 'requests', 'email.parser') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, cwd=ROOT)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+# ---------------------------------------------------------------- https: every check of the TLS context holds
+
+@pytest.fixture
+def https_echo(ca, ca_file, monkeypatch):
+    """HTTPS echo servers whose certificates come from the test CA, which the system store is made to hold."""
+    from tests.clockfix import dated_context
+    from tests.fakes.server import FakeServer, Reply
+
+    monkeypatch.setenv("SSL_CERT_FILE", ca_file)  # fetch() has no ca_file: the system store decides
+    started = []
+
+    def make(*names: str, days_before: float = 1, days_after: float = 90, other_ca=None) -> str:
+        srv = FakeServer(lambda req: Reply.text(200, "8.8.4.4\n"),
+                         ssl_context=dated_context(other_ca or ca, *names, days_before=days_before,
+                                                   days_after=days_after)).start()
+        started.append(srv)
+        return f"https://127.0.0.1:{srv.port}/ip"
+
+    yield make
+    for srv in started:
+        srv.stop()
+
+
+def test_https_source_verifies_and_answers(https_echo):
+    assert fetch(https_echo(), 4, timeout=5).strip() == "8.8.4.4"
+
+
+def test_https_source_refuses_a_certificate_for_another_name(https_echo):
+    """The certificate is valid and from a trusted CA, but names example.org: only the hostname check stops it."""
+    import ssl
+
+    with pytest.raises(ssl.SSLCertVerificationError, match="match"):
+        fetch(https_echo("example.org"), 4, timeout=5)
+
+
+def test_https_source_refuses_an_untrusted_ca_and_an_expired_certificate(https_echo):
+    import ssl
+
+    import trustme
+
+    with pytest.raises(ssl.SSLCertVerificationError, match="local issuer|self.signed|unable to get"):
+        fetch(https_echo(other_ca=trustme.CA()), 4, timeout=5)
+    with pytest.raises(ssl.SSLCertVerificationError, match="expired"):
+        fetch(https_echo(days_before=100, days_after=-10), 4, timeout=5)
+
+
+def test_tls_context_itself_checks_the_hostname(https_echo):
+    """urllib3 matches hostnames on its own, which hides a context that does not: test the context alone."""
+    import socket
+    import ssl
+
+    from edgeddns.tls import make_context
+
+    url = https_echo("example.org")
+    port = int(url.split(":")[2].split("/")[0])
+    ctx = make_context()
+    assert ctx.check_hostname and ctx.verify_mode == ssl.CERT_REQUIRED
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with pytest.raises(ssl.SSLCertVerificationError, match="match"):
+            ctx.wrap_socket(raw, server_hostname="127.0.0.1")
