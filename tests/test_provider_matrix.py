@@ -66,8 +66,10 @@ def test_update_flow(name, tmp_path, ca_file, server_context):
     fake, provider_toml = _attr(entry, "start")(ca_file, server_context)
     try:
         readable = getattr(fake, "readable", _attr(entry, "readable", True))
-        records = (_record("matrix.example.com") + _record("matrix.example.net", "AAAA")
-                   + _record("seeded.example.net", ip=V4_SEED))
+        v4_only = getattr(fake, "families", ("A", "AAAA")) == ("A",)
+        seeded = "seeded.example.com" if v4_only else "seeded.example.net"
+        records = (_record("matrix.example.com") + ("" if v4_only else _record("matrix.example.net", "AAAA"))
+                   + _record(seeded, ip=V4_SEED))
 
         # 1. create an A record
         cfg = _config(tmp_path, provider_toml, records, V4_A)
@@ -89,12 +91,18 @@ def test_update_flow(name, tmp_path, ca_file, server_context):
 
         # 4. already right at the provider (no local state for it): no write
         if readable:
-            fake.seed("seeded.example.net", "A", V4_SEED)
+            fake.seed(seeded, "A", V4_SEED)
             writes = fake.writes
-            r = _update(cfg, "seeded.example.net")
+            r = _update(cfg, seeded)
             assert r["status"] == "unchanged" and r["error"] is None, r
             assert fake.writes == writes
-            assert fake.values("seeded.example.net", "A") == [V4_SEED]
+            assert fake.values(seeded, "A") == [V4_SEED]
+
+        if v4_only:  # 5'. the service sets A records only: an AAAA record is refused when the config loads
+            bad = _config(tmp_path, provider_toml, _record("matrix.example.com", "AAAA"), V4_B)
+            p = run_cli("check-config", "-c", bad)
+            assert p.returncode == 2 and "records[0].type" in p.stderr, p.stderr
+            return
 
         # 5. an AAAA record
         r = _update(cfg, "matrix.example.net")

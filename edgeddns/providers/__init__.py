@@ -22,6 +22,12 @@ PROVIDERS: Dict[str, str] = {
     "webhook": "edgeddns.providers.webhook:WebhookProvider",
     "rfc2136": "edgeddns.providers.rfc2136:Rfc2136Provider",
     "powerdns": "edgeddns.providers.powerdns:PowerdnsProvider",
+    "porkbun": "edgeddns.providers.porkbun:PorkbunProvider",
+    "namecheap": "edgeddns.providers.namecheap:NamecheapProvider",
+    "godaddy": "edgeddns.providers.godaddy:GodaddyProvider",
+    "digitalocean": "edgeddns.providers.digitalocean:DigitaloceanProvider",
+    "hetzner": "edgeddns.providers.hetzner:HetznerProvider",
+    "gandi": "edgeddns.providers.gandi:GandiProvider",
 }
 
 

@@ -165,3 +165,8 @@ def _from_factory(factory: Callable[[], Any]) -> Entry:
 
 for _name, _entry in _SIGNED.items():
     ENTRIES.setdefault(_name, _entry if hasattr(_entry, "start") else _from_factory(_entry))
+
+from tests.fakes.matrix_http import STARTERS as _HTTP  # noqa: E402  (issue 15's HTTP API providers)
+
+for _name, _start in _HTTP.items():
+    ENTRIES.setdefault(_name, Entry(_start))

@@ -1,0 +1,131 @@
+"""Hetzner DNS (the DNS Console API, ``https://dns.hetzner.com/api/v1``), with ``Auth-API-Token``.
+
+Zones come from ``GET /zones`` (paged); records are read with
+``GET /records?zone_id=``, created with ``POST /records`` and changed with
+``PUT /records/{id}``. Names are relative to the zone ("@" for the apex).
+Errors are ``{"message": ...}`` from the gateway (401, 429) or
+``{"error": {"message": ..., "code": ...}}`` from the service.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from urllib.parse import quote, urlsplit
+
+from edgeddns.errors import AuthError, NotFoundError, ProviderError, RateLimitedError
+from edgeddns.options import Opt, Secret
+from edgeddns.providers.base import Provider, RemoteRecord, split_name
+
+if TYPE_CHECKING:
+    from edgeddns.config import RecordConfig
+    from edgeddns.http import HttpResponse
+
+ENDPOINT = "https://dns.hetzner.com/api/v1"
+
+
+def _message(data: Any) -> str:
+    if isinstance(data, dict):
+        err = data.get("error")
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])
+        if data.get("message"):
+            return str(data["message"])
+    return ""
+
+
+class HetznerProvider(Provider):
+    OPTIONS = {
+        "api_token": Opt(Secret, required=True, doc="DNS Console API token (sent as Auth-API-Token)"),
+    }
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.base = (self.config.endpoint or ENDPOINT).rstrip("/")
+        from edgeddns.providers.zones import ZoneResolver
+
+        self.zones = ZoneResolver(monotonic=ctx.monotonic, list_zones=self._list_zones)
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.base).hostname or "hetzner"
+
+    def call(self, method: str, path: str, *, params: Optional[Dict[str, str]] = None,
+             body: Optional[Dict[str, Any]] = None) -> Any:
+        headers = {"Auth-API-Token": self.options["api_token"].reveal()}
+        return self._check(self.ctx.http.request(method, self.base + path, params=params, json=body,
+                                                 headers=headers))
+
+    def _check(self, resp: HttpResponse) -> Any:
+        if 200 <= resp.status < 300:
+            return resp.json()
+        try:
+            data = resp.json()
+        except ProviderError:
+            data = None
+        text = f"Hetzner DNS HTTP {resp.status}: {_message(data) or resp.text[:100]}"[:300]
+        if resp.status == 429:
+            raise RateLimitedError(text, retry_after=resp.retry_after())
+        if resp.status in (401, 403):
+            raise AuthError(text)
+        if resp.status == 404:
+            raise NotFoundError(text)
+        raise ProviderError(text, retryable=resp.status >= 500, retry_after=resp.retry_after())
+
+    def _list_zones(self) -> Dict[str, str]:
+        found: Dict[str, str] = {}
+        page = 1
+        while True:
+            data = self.call("GET", "/zones", params={"per_page": "100", "page": str(page)}) or {}
+            for z in data.get("zones") or []:
+                if isinstance(z, dict) and z.get("name") and z.get("id"):
+                    found[str(z["name"]).lower()] = str(z["id"])
+            pag = ((data.get("meta") or {}).get("pagination") or {})
+            if page >= int(pag.get("last_page") or 1):
+                return found
+            page += 1
+
+    def zone_for(self, record: RecordConfig) -> Tuple[str, str]:
+        assert self.zones is not None
+        if record.zone:
+            zid = self.zones.zone_id(record.zone)
+            if zid is None:
+                raise NotFoundError(f"Hetzner DNS: zone {record.zone} is not in this account")
+            return record.zone, zid
+        found = self.zones.find(record.name)
+        if found is None:
+            raise NotFoundError(f"Hetzner DNS: no zone of this account holds {record.name}")
+        return found
+
+    def find(self, record: RecordConfig) -> List[RemoteRecord]:
+        zone, zid = self.zone_for(record)
+        data = self.call("GET", "/records", params={"zone_id": zid}) or {}
+        rel = split_name(record.name, zone)
+        out = []
+        for r in data.get("records") or []:
+            if not isinstance(r, dict) or str(r.get("type", "")).upper() != record.type:
+                continue
+            if str(r.get("name", "")).lower() != rel:
+                continue
+            ttl = r.get("ttl")
+            out.append(RemoteRecord(str(r.get("id")), record.name, record.type, str(r.get("value", "")),
+                                    ttl if isinstance(ttl, int) else None, {"zone_id": zid, "name": rel}))
+        return out
+
+    def _body(self, record: RecordConfig, zone: str, zid: str, value: str, ttl: Optional[int]) -> Dict[str, Any]:
+        body: Dict[str, Any] = {"value": value, "type": record.type, "name": split_name(record.name, zone),
+                                "zone_id": zid}
+        if ttl:
+            body["ttl"] = ttl
+        return body
+
+    def create(self, record: RecordConfig, value: str) -> RemoteRecord:
+        zone, zid = self.zone_for(record)
+        data = self.call("POST", "/records", body=self._body(record, zone, zid, value, record.ttl)) or {}
+        rid = str((data.get("record") or {}).get("id"))
+        return RemoteRecord(rid, record.name, record.type, value, record.ttl, {"zone_id": zid})
+
+    def update(self, record: RecordConfig, remote: RemoteRecord, value: str) -> RemoteRecord:
+        zone, zid = self.zone_for(record)
+        ttl = record.ttl or remote.ttl
+        self.call("PUT", f"/records/{quote(remote.id, safe='')}", body=self._body(record, zone, zid, value, ttl))
+        return RemoteRecord(remote.id, record.name, record.type, value, ttl, remote.extra)
