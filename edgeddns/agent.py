@@ -218,10 +218,11 @@ class Agent:
                 if len(ids) > 1:  # every merged command can find its result
                     r.extra["ids"] = ids
         for r in results:
-            self.records[f"{r.record}/{r.type}"] = {
+            key = f"{r.record}/{r.type}/{r.provider}"  # RecordConfig.key: one entry per name, type and provider
+            self.records[key] = {
                 "record": r.record, "type": r.type, "provider": r.provider, "ip": r.ip, "status": r.status,
                 "error": r.error, "ts": iso(r.ts),
-                **({"published_ip": self.records.get(f"{r.record}/{r.type}", {}).get("published_ip")}
+                **({"published_ip": self.records.get(key, {}).get("published_ip")}
                    if r.status in ("failed", "skipped") else {"published_ip": r.ip}),
             }
         self.updates += 1

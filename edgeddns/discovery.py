@@ -22,10 +22,48 @@ def _oid(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", text)
 
 
+def _lit(text: str) -> str:
+    """A Jinja string literal that holds ``text`` exactly: anything but [A-Za-z0-9_.-] is a \\u escape,
+    so a provider name (any TOML key) cannot break out of the quotes."""
+    out = []
+    for ch in text:
+        if (ch.isascii() and ch.isalnum()) or ch in "_.-":
+            out.append(ch)
+        elif ord(ch) > 0xFFFF:
+            out.append(f"\\U{ord(ch):08x}")
+        else:
+            out.append(f"\\u{ord(ch):04x}")
+    return "'" + "".join(out) + "'"
+
+
 def _match(rec: "RecordConfig") -> str:
-    # Jinja for "the state entry of this record"; names and types are validated
-    # DNS names, so they cannot break out of the quotes.
-    return f"{{% for r in value_json.records if r.record == '{rec.name}' and r.type == '{rec.type}' %}}"
+    # Jinja for "the state entry of this record": one name may be published at several providers.
+    return (f"{{% for r in value_json.records if r.record == {_lit(rec.name)} and r.type == {_lit(rec.type)}"
+            f" and r.provider == {_lit(rec.provider)} %}}")
+
+
+def object_ids(records: "List[RecordConfig]") -> Dict[str, str]:
+    """A distinct Home Assistant object id per record key.
+
+    A name without "_" published at one provider keeps the id edgeddns always
+    gave it (``home_example_com_a``), so existing entities stay. Any other pair,
+    where "." and "_" would both become "_" (``a.b.example.com`` and
+    ``a_b.example.com``) or several providers share a name, gets its provider
+    and a short checksum of the exact key appended.
+    """
+    import zlib
+
+    per_name: Dict[Tuple[str, str], int] = {}
+    for r in records:
+        per_name[(r.name, r.type)] = per_name.get((r.name, r.type), 0) + 1
+    out: Dict[str, str] = {}
+    for r in records:
+        base = _oid(f"{r.name}_{r.type}").lower()
+        if "_" in r.name or per_name[(r.name, r.type)] > 1:
+            crc = zlib.crc32(r.key.encode("utf-8")) & 0xFFFFFFFF
+            base = _oid(f"{base}_{r.provider}").lower()[:180] + f"_{crc:08x}"
+        out[r.key] = base
+    return out
 
 
 def messages(config: "Config", topics: Dict[str, str]) -> List[Tuple[str, Dict[str, Any]]]:
@@ -46,16 +84,21 @@ def messages(config: "Config", topics: Dict[str, str]) -> List[Tuple[str, Dict[s
                    **common}
         out.append((f"{prefix}/{component}/{nid}/{obj}/config", payload))
 
+    oids = object_ids(config.records)
+    names = [(r.name, r.type) for r in config.records]
     for rec in config.records:
-        obj = _oid(f"{rec.name}_{rec.type}").lower()
+        obj = oids[rec.key]
+        label = f"{rec.name} {rec.type}"
+        if names.count((rec.name, rec.type)) > 1:
+            label += f" via {rec.provider}"
         add("sensor", obj, {
-            "name": f"{rec.name} {rec.type}", "icon": "mdi:ip-network", "state_topic": topics["state"],
+            "name": label, "icon": "mdi:ip-network", "state_topic": topics["state"],
             "value_template": _match(rec) + "{{ r.ip }}{% endfor %}",
             "json_attributes_topic": topics["state"],
             "json_attributes_template": _match(rec) + "{{ r | tojson }}{% endfor %}",
         })
         add("binary_sensor", f"{obj}_problem", {
-            "name": f"{rec.name} {rec.type} problem", "device_class": "problem", "state_topic": topics["state"],
+            "name": f"{label} problem", "device_class": "problem", "state_topic": topics["state"],
             "value_template": _match(rec) + "{{ 'ON' if r.status in ('failed', 'skipped') else 'OFF' }}"
                                             "{% endfor %}",
             "entity_category": "diagnostic",

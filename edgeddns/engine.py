@@ -292,8 +292,8 @@ class Engine:
 
 
 def state_key(rec: RecordConfig) -> str:
-    """A record's state entry: one per name, type and provider."""
-    return f"{rec.name}/{rec.type}/{rec.provider}"
+    """A record's state entry: one per name, type and provider (``RecordConfig.key``)."""
+    return rec.key
 
 
 def legacy_key(rec: RecordConfig) -> str:

@@ -27,6 +27,7 @@ from edgeddns.config.sections import (
 )
 from edgeddns.config.transport import cleartext_problem
 from edgeddns.errors import ConfigError
+from edgeddns.options import Secret
 
 if sys.version_info >= (3, 11):
     import tomllib as _toml
@@ -112,6 +113,27 @@ def _providers(rd: Reader, data: Dict[str, Any]) -> Dict[str, ProviderConfig]:
     return providers
 
 
+def _record_providers(rd: Reader, r: Dict[str, Any], key: str,
+                      providers: Dict[str, ProviderConfig]) -> List[str]:
+    """``provider = "x"`` or ``providers = ["x", "y"]``: one record per provider (issue 14 §3)."""
+    defined = ", ".join(providers) or "none"
+    if "providers" in r:
+        if "provider" in r:
+            raise rd.fail(f"{key}.providers", 'give either provider or providers, not both')
+        names = r["providers"]
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise rd.fail(f"{key}.providers", 'must be a non-empty array of provider names, e.g. ["cf", "notify"]')
+        if len(set(names)) != len(names):
+            raise rd.fail(f"{key}.providers", "names a provider twice")
+    else:
+        names = [rd.get(r, key, "provider", str, required=True)]
+    for pname in names:
+        if pname not in providers:
+            where = f"{key}.providers" if "providers" in r else f"{key}.provider"
+            raise rd.fail(where, f'unknown provider "{pname}" (defined: {defined})')
+    return names
+
+
 def _records(rd: Reader, data: Dict[str, Any], providers: Dict[str, ProviderConfig], ip: Any) -> List[RecordConfig]:
     from edgeddns.providers import provider_class
 
@@ -123,11 +145,7 @@ def _records(rd: Reader, data: Dict[str, Any], providers: Dict[str, ProviderConf
     for n, r in enumerate(rlist):
         key = f"records[{n}]"
         r = rd.table(r, key)
-        pname = rd.get(r, key, "provider", str, required=True)
-        if pname not in providers:
-            defined = ", ".join(providers) or "none"
-            raise rd.fail(f"{key}.provider", f'unknown provider "{pname}" (defined: {defined})')
-        cls = provider_class(providers[pname].type)
+        pnames = _record_providers(rd, r, key, providers)
         rname = rd.get(r, key, "name", str, required=True).rstrip(".").lower()
         problem = valid_hostname(rname)
         if problem:
@@ -143,21 +161,31 @@ def _records(rd: Reader, data: Dict[str, Any], providers: Dict[str, ProviderConf
         ttl = rd.get(r, key, "ttl", int)
         if ttl is not None and not 1 <= ttl <= 86400 * 7:
             raise rd.fail(f"{key}.ttl", "must be between 1 and 604800 seconds")
-        ropts = rd.options(r, key, cls.RECORD_OPTIONS,
-                           ("name", "type", "provider", "zone", "ttl", "ip", "allow_private") + RECORD_ADDRESS_KEYS)
-        rec = RecordConfig(name=rname, type=rtype, provider=pname, zone=zone, ttl=ttl,
-                           ip=sources(rd, r, key, "ip"),
-                           allow_private=rd.get(r, key, "allow_private", bool, False), options=ropts,
-                           select=select_key(rd, r, key), match=match_key(rd, r, key, 4 if rtype == "A" else 6))
-        rec.ipv6_suffix, rec.prefix_len = suffix_keys(rd, r, key, rtype)
-        problem = cls.check_record(providers[pname], rec)
-        if problem:
-            raise rd.fail(f"{key}.{problem[0]}", problem[1])
-        if rec.key in seen:
-            raise rd.fail(f"{key}.name", f"{rname} {rtype} is listed twice")
-        seen.add(rec.key)
-        if not config_sources(ip, rec):
-            fam = "ipv4" if rec.family == 4 else "ipv6"
-            raise rd.fail(f"{key}.ip", f"no address source: set [ip] {fam} or this record's ip")
-        records.append(rec)
+        reserved = ("name", "type", "provider", "providers", "zone", "ttl", "ip", "allow_private") \
+            + RECORD_ADDRESS_KEYS
+        classes = {pname: provider_class(providers[pname].type) for pname in pnames}
+        # A key must mean something to at least one of the listed providers; each gets only its own.
+        allowed = set(reserved)
+        for cls in classes.values():
+            allowed |= set(cls.RECORD_OPTIONS)
+            allowed |= {f"{k}_file" for k, o in cls.RECORD_OPTIONS.items() if o.kind is Secret}
+        rd.only(r, key, allowed)
+        for pname, cls in classes.items():
+            mine = set(reserved) | set(cls.RECORD_OPTIONS) | {f"{k}_file" for k in cls.RECORD_OPTIONS}
+            ropts = rd.options({k: v for k, v in r.items() if k in mine}, key, cls.RECORD_OPTIONS, reserved)
+            rec = RecordConfig(name=rname, type=rtype, provider=pname, zone=zone, ttl=ttl,
+                               ip=sources(rd, r, key, "ip"),
+                               allow_private=rd.get(r, key, "allow_private", bool, False), options=ropts,
+                               select=select_key(rd, r, key), match=match_key(rd, r, key, 4 if rtype == "A" else 6))
+            rec.ipv6_suffix, rec.prefix_len = suffix_keys(rd, r, key, rtype)
+            problem = cls.check_record(providers[pname], rec)
+            if problem:
+                raise rd.fail(f"{key}.{problem[0]}", problem[1])
+            if rec.key in seen:
+                raise rd.fail(f"{key}.name", f"{rname} {rtype} is listed twice for provider {pname}")
+            seen.add(rec.key)
+            if not config_sources(ip, rec):
+                fam = "ipv4" if rec.family == 4 else "ipv6"
+                raise rd.fail(f"{key}.ip", f"no address source: set [ip] {fam} or this record's ip")
+            records.append(rec)
     return records

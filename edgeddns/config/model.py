@@ -98,7 +98,8 @@ class RecordConfig:
 
     @property
     def key(self) -> str:
-        return f"{self.name}/{self.type}"
+        """A record is a name, a type and a provider: one name may be published at several."""
+        return f"{self.name}/{self.type}/{self.provider}"
 
 
 @dataclass

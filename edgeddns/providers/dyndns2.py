@@ -266,7 +266,7 @@ class Dyndns2Provider(Provider):
                                        record.name, record.type])
 
     def ensure(self, record: RecordConfig, value: str) -> str:
-        key = f"{self.config.name}/{record.key}"
+        key = f"{self.config.name}/{record.name}/{record.type}"  # the hold file's key since version 1
         fp = self._fingerprint(record)
         self._check_hold(key, fp)
         params, headers = self._request_parts(record, value)
