@@ -112,6 +112,7 @@ def test_a_webhook_hosts_wrong_date_moves_nobody_elses_clock(tmp_path, ali_ok, c
     hook = FakeWebhook()
     skew = years * 365 * 86400.0
     srv = FakeServer(hook, ssl_context=dated_context(ca), clock=lambda: time.time() + skew).start()
+    srv2 = FakeServer(FakeWebhook(), ssl_context=dated_context(ca, "localhost")).start()  # an honest host
     try:
         cfg = write_config(tmp_path, f"""
             [agent]
@@ -131,6 +132,11 @@ def test_a_webhook_hosts_wrong_date_moves_nobody_elses_clock(tmp_path, ali_ok, c
             ca_file = "{ca_file}"
             url = "{srv.url}update?ip={{ip}}"
 
+            [providers.hook2]
+            type = "webhook"
+            ca_file = "{ca_file}"
+            url = "https://localhost:{srv2.port}/update?ip={{ip}}"
+
             [providers.ali]
             type = "alidns"
             access_key_id = "{ALI_ID}"
@@ -144,6 +150,10 @@ def test_a_webhook_hosts_wrong_date_moves_nobody_elses_clock(tmp_path, ali_ok, c
             provider = "hook"
 
             [[records]]
+            name = "hook2.example.com"
+            provider = "hook2"
+
+            [[records]]
             name = "home.example.com"
             provider = "ali"
         """)
@@ -151,12 +161,15 @@ def test_a_webhook_hosts_wrong_date_moves_nobody_elses_clock(tmp_path, ali_ok, c
         p = run_cli("update", "-c", cfg, "--json")
         assert "Traceback" not in p.stderr, p.stderr
         res = {r["record"]: r for r in (json.loads(x) for x in p.stdout.splitlines() if x.startswith("{"))}
+        # an unsigned provider's TLS check and a signed provider's timestamp both use the system clock
         assert res["hook.example.com"]["status"] == "updated", res
+        assert res["hook2.example.com"]["status"] == "updated", res
         assert res["home.example.com"]["status"] == "updated", res
         assert res["home.example.com"]["clock"] == {"offset": 0.0, "source": "system"}, res
         assert ali_ok.writes == 1
     finally:
         srv.stop()
+        srv2.stop()
 
 
 # ---------------------------------------------------------------- one-shots in one boot (issue 12)
