@@ -3,9 +3,12 @@
 Sources are strings from the config, tried in order: ``interface:NAME``
 (``interface:default`` follows the default route), ``url:URL``,
 ``cmd:COMMAND`` (run without a shell), ``static:ADDRESS`` and ``ubus:IFACE``
-(netifd's view on OpenWrt). The first source that yields a public address of
-the record's family wins; a non-public one is remembered so the record can be
-skipped with a reason the user can act on (CGNAT above all).
+(netifd's view on OpenWrt). A source's addresses are ranked by the record's
+``select`` policy and ``match`` (:mod:`edgeddns.ipselect`), never by the order
+they were listed in; for an ``ipv6_suffix`` record each one only gives the
+prefix (:mod:`edgeddns.ipsuffix`). The first public result of the record's
+family wins; a non-public one is remembered so the record can be skipped with
+a reason the user can act on (CGNAT above all).
 """
 
 from __future__ import annotations
