@@ -257,3 +257,25 @@ def test_mqtt_address_moves_every_suffix_record(broker, tmp_path):
         ctl.close()
         assert agent.stop() == 0, agent.log
     assert "Traceback" not in agent.log
+
+
+def test_recorded_status_without_a_prefix(tmp_path, monkeypatch):
+    """The recording verbatim (a wan with no delegated prefix): a clear failure, not a guess."""
+    _ubus_standin(tmp_path, monkeypatch, [])
+    with open(RECORDING) as f:
+        (tmp_path / "wan6.json").write_text(f.read())
+    cfg, eng = _engine(_cfg(tmp_path, "ubus:wan6"))
+    res = eng.run(UpdateRequest())[0]
+    assert res.status == "failed" and res.ip is None
+    assert "interface 'wan6' has no delegated IPv6 prefix" in res.error["message"], res.error
+    eng.close()
+
+
+def test_ipv4_match(tmp_path):
+    cfg, eng = _engine(write_config(tmp_path, HEAD.format(d=tmp_path, src="static:2a01:4f8::1").replace(
+        "[ip]\n", '[ip]\nipv4 = ["cmd:echo 81.2.69.5 93.184.216.34"]\nmatch = "93.184.216.0/24"\n')
+        + '[[records]]\nname = "a.example.com"\nprovider = "lan"\n'))
+    res = eng.run(UpdateRequest())[0]
+    assert res.ip == "93.184.216.34", res.as_dict()
+    assert "81.2.69.5 (outside match 93.184.216.0/24)" in res.extra["selection"]["reason"]
+    eng.close()
