@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from typing import Any, Dict, List, Optional, Tuple
@@ -139,10 +140,10 @@ def suffix_keys(rd: Reader, data: Dict[str, Any], key: str, rtype: str) -> Tuple
     if not 1 <= plen <= 128:
         raise rd.fail(f"{key}.prefix_len", f"must be between 1 and 128, not {plen}")
     try:
-        parse_suffix(suffix, plen)
+        value = parse_suffix(suffix, plen)
     except ValueError as e:
         raise rd.fail(f"{key}.ipv6_suffix", str(e)) from None
-    return suffix.strip(), plen
+    return str(ipaddress.IPv6Address(value)), plen  # canonical: "::211:32ff:fe12:3456"
 
 
 def clock_section(rd: Reader, data: Dict[str, Any]) -> ClockConfig:
