@@ -59,8 +59,11 @@ def run_hotplug(d: str, cfg: str) -> None:
             f.write("#!/bin/sh\ncat >/dev/null\n")
         for n in ("edgeddns", "logger"):
             os.chmod(os.path.join(bindir, n), 0o755)
+    # The script looks for the agent (control.sock, ubus.pid) in the state dir hotplug.conf names:
+    # every config here keeps it in {d}/state.
     hp_env = {"PATH": f"{bindir}:/usr/bin:/bin", "ACTION": "ifup", "INTERFACE": "wan", "DEVICE": "eth1",
-              "EDGEDDNS_BIN": "edgeddns", "EDGEDDNS_CONF": cfg, "EDGEDDNS_HOTPLUG_CONF": "/nonexistent"}
+              "EDGEDDNS_BIN": "edgeddns", "EDGEDDNS_CONF": cfg, "EDGEDDNS_HOTPLUG_CONF": "/nonexistent",
+              "EDGEDDNS_STATE_DIR": os.path.join(d, "state")}
     subprocess.run(["busybox", "ash", "-c", 'for s in "$@"; do ( . "$s" ); done', "hotplug-call", HOTPLUG],
                    env=hp_env, stdin=subprocess.DEVNULL, check=True)
 

@@ -41,6 +41,7 @@ PID_NAME = "ubus.pid"
 SUBSCRIBE = ("ubus", "subscribe", "network.interface")
 BACKOFF_FIRST, BACKOFF_MAX = 1.0, 60.0
 STABLE = 30.0  # a child that lived this long resets the back-off
+SETTLE = 0.3  # a child alive after this long has subscribed (a failed one exits at once)
 MAX_LINE = 256 * 1024  # one notification; netifd's are a few kB
 # What makes a notification worth a check: the rest (uptime, routes, dns) moves no address.
 ADDRESS_KEYS = ("up", "ipv4-address", "ipv6-address", "ipv6-prefix", "ipv6-prefix-assignment")
@@ -82,11 +83,12 @@ class UbusSource:
     """A ``Source``: netifd notifications in, agent events out."""
 
     def __init__(self, config: "Config", *, argv: Sequence[str] = SUBSCRIBE,
-                 backoff: tuple = (BACKOFF_FIRST, BACKOFF_MAX),
+                 backoff: tuple = (BACKOFF_FIRST, BACKOFF_MAX), settle: float = SETTLE,
                  monotonic: Callable[[], float] = time.monotonic):
         self.config = config
         self.argv = list(argv)
         self.backoff = backoff
+        self.settle = settle
         self.monotonic = monotonic
         self.events = 0  # events submitted, for tests and benchmarks
         self.subscriptions = 0  # children started
@@ -125,37 +127,53 @@ class UbusSource:
         first = True
         while not self._stopping.is_set():
             started = self.monotonic()
-            self._subscribe(resubscribed=not first)
-            first = False
+            ok = self._subscribe(resubscribed=not first)
             if self._stopping.is_set():
                 return
-            if self.monotonic() - started >= STABLE:
-                delay = self.backoff[0]
-            log.warning("ubus: the network.interface subscription ended; resubscribing in %.0f s", delay)
+            if ok:
+                first = False
+                if self.monotonic() - started >= STABLE:
+                    delay = self.backoff[0]
+                log.warning("ubus: the network.interface subscription ended; resubscribing in %.0f s", delay)
+            else:
+                log.warning("ubus: cannot subscribe to network.interface; trying again in %.0f s", delay)
             if self._stopping.wait(delay):
                 return
             delay = min(delay * 2, self.backoff[1])
 
-    def _subscribe(self, resubscribed: bool) -> None:
+    def _subscribe(self, resubscribed: bool) -> bool:
+        """Run one subscription child until it exits; False if it never got going."""
         try:
             child = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, close_fds=True, text=True, bufsize=1)
         except OSError as e:
             log.error("ubus: cannot run %s: %s", self.argv[0], e.strerror or e)
-            return
+            return False
         with self._lock:
             self._child = child
         if self._stopping.is_set():
             child.terminate()
         self.subscriptions += 1
+        try:
+            # ubus prints nothing to confirm a subscription, but fails at once
+            # when it cannot subscribe (no ubusd, no netifd object): a child
+            # still there after a moment is subscribed. What netifd notifies
+            # meanwhile waits in the pipe.
+            child.wait(self.settle)
+        except subprocess.TimeoutExpired:
+            pass
+        assert child.stdout is not None
+        if child.poll() is not None:
+            child.stdout.close()
+            log.debug("ubus: subscribing failed (status %s)", child.returncode)
+            return False
         self._write_pid()
         log.debug("ubus: subscribed to network.interface (child pid %d)", child.pid)
-        # Whatever changed while nobody listened is unknown: the state netifd
-        # had is dropped and every record is checked once.
+        # Whatever changed while nobody listened is unknown: what netifd said
+        # before is forgotten and every record is checked once.
         self._last.clear()
         if resubscribed:
             self._submit(None, None, None)
-        assert child.stdout is not None
         try:
             for line in child.stdout:
                 if len(line) > MAX_LINE:
@@ -170,6 +188,7 @@ class UbusSource:
                 child.terminate()
             code = child.wait()
             log.debug("ubus: subscription child exited with status %s", code)
+        return True
 
     def handle(self, line: str) -> bool:
         """One notification line; True when it queued a check."""

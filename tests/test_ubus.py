@@ -220,3 +220,19 @@ def test_interface_down_is_skipped_not_failed_and_not_retried(tmp_path, ubusd):
         assert "retrying" not in agent.log and "WARNING: failed" not in agent.log, agent.log
     finally:
         agent.stop()
+
+
+def test_a_failed_subscription_is_retried_without_checks_or_marker(tmp_path):
+    """No ubusd (the CLI exits at once): back-off retries, no full check per attempt, no ubus.pid."""
+    from edgeddns.ubus import UbusSource
+
+    cfg = load(write_config(tmp_path, CFG.format(d=tmp_path)))
+    src = UbusSource(cfg, argv=["sh", "-c", "echo 'Failed to connect to ubus' >&2; exit 255"],
+                     backoff=(0.05, 0.1), settle=0.2)
+    agent = _Agent(cfg)
+    src.start(agent)
+    try:
+        assert wait_for(lambda: src.subscriptions >= 3, timeout=10)
+        assert agent.events == [] and not (tmp_path / "state" / "ubus.pid").exists()
+    finally:
+        src.stop()
