@@ -17,13 +17,24 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
+SEARCH_PATH = ("config.toml", "/etc/edgeddns/config.toml")
+
+
 def default_config_path() -> str:
     env = os.environ.get("EDGEDDNS_CONFIG")
     if env:
         return env
-    if os.path.exists("config.toml"):
-        return "config.toml"
-    return "/etc/edgeddns/config.toml"
+    for path in SEARCH_PATH:
+        if os.path.exists(path):
+            return path
+    return SEARCH_PATH[-1]
+
+
+def no_config_found() -> str:
+    """Why no config was loaded, naming every place looked at (None if one exists)."""
+    tried = ", ".join(os.path.abspath(p) if not os.path.isabs(p) else p for p in SEARCH_PATH)
+    return (f"no config file found: EDGEDDNS_CONFIG is not set, and none of {tried} exists "
+            f"(give one with -c FILE)")
 
 
 def load_config(args: argparse.Namespace) -> Config:
@@ -32,6 +43,9 @@ def load_config(args: argparse.Namespace) -> Config:
     from edgeddns.errors import ConfigError
 
     path = args.config or default_config_path()
+    if not args.config and not os.environ.get("EDGEDDNS_CONFIG") and not os.path.exists(path):
+        print(f"edgeddns: {no_config_found()}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
     try:
         cfg = load(path)
     except ConfigError as e:

@@ -56,9 +56,26 @@ def why_not_public(address: str) -> Optional[str]:
         return f"{ip} is not a unicast address"
     if ip.version == 6 and ip in ipaddress.ip_network("fc00::/7"):
         return f"{ip} is a unique local (ULA) address"
+    for net, what in NAMED_RANGES:  # before is_global: older Pythons do not know 3fff::/20
+        if ip.version == net.version and ip in net:
+            return f"{ip} is in {net} ({what})"
     if ip.is_private or not ip.is_global:
-        return f"{ip} is a private address"
+        return f"{ip} is not a public address"
     return None
+
+
+# Non-public ranges a user meets, by name: "private" is wrong for a documentation example.
+NAMED_RANGES = [(ipaddress.ip_network(n), what) for n, what in (
+    ("10.0.0.0/8", "a private network, RFC 1918"),
+    ("172.16.0.0/12", "a private network, RFC 1918"),
+    ("192.168.0.0/16", "a private network, RFC 1918"),
+    ("192.0.2.0/24", "TEST-NET-1, reserved for documentation, RFC 5737"),
+    ("198.51.100.0/24", "TEST-NET-2, reserved for documentation, RFC 5737"),
+    ("203.0.113.0/24", "TEST-NET-3, reserved for documentation, RFC 5737"),
+    ("2001:db8::/32", "reserved for documentation, RFC 3849"),
+    ("3fff::/20", "reserved for documentation, RFC 9637"),
+    ("198.18.0.0/15", "reserved for benchmarking, RFC 2544"),
+)]
 
 
 def family_of(address: str) -> Optional[int]:

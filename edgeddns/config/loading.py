@@ -17,6 +17,7 @@ from edgeddns.config.reader import Reader
 from edgeddns.config.sections import (
     RECORD_ADDRESS_KEYS,
     agent_section,
+    check_static_family,
     clock_section,
     ip_section,
     match_key,
@@ -178,6 +179,7 @@ def _records(rd: Reader, data: Dict[str, Any], providers: Dict[str, ProviderConf
                                allow_private=rd.get(r, key, "allow_private", bool, False), options=ropts,
                                select=select_key(rd, r, key), match=match_key(rd, r, key, 4 if rtype == "A" else 6))
             rec.ipv6_suffix, rec.prefix_len = suffix_keys(rd, r, key, rtype)
+            check_static_family(rd, f"{key}.ip", rec.ip or [], rec.family, f"this {rtype} record")
             problem = cls.check_record(providers[pname], rec)
             if problem:
                 raise rd.fail(f"{key}.{problem[0]}", problem[1])

@@ -49,7 +49,30 @@ def _check_source(rd: Reader, key: str, src: Any) -> str:
                       + ", ".join(f"{k}:..." for k in SOURCE_KINDS) + ")")
     if kind == "url" and not arg.startswith(("http://", "https://")):
         raise rd.fail(key, f'"{src}": the URL must start with http:// or https://')
+    if kind == "static" and static_family(src) is None:
+        raise rd.fail(key, f'"{src}": {arg.strip()} is not an IP address')
     return src
+
+
+def static_family(src: str) -> Optional[int]:
+    """4 or 6 for ``static:ADDRESS``, None if ADDRESS is not one (or not a static source)."""
+    import ipaddress
+
+    kind, _, arg = src.partition(":")
+    if kind != "static":
+        return None
+    try:
+        return ipaddress.ip_address(arg.strip()).version
+    except ValueError:
+        return None
+
+
+def check_static_family(rd: Reader, key: str, srcs: List[str], family: int, what: str) -> None:
+    """A static address of the other family can never serve: a config error, not a failure at run time."""
+    for i, src in enumerate(srcs):
+        fam = static_family(src)
+        if fam is not None and fam != family:
+            raise rd.fail(f"{key}[{i}]", f'"{src}" is an IPv{fam} address, but {what} needs IPv{family}')
 
 
 def sources(rd: Reader, data: Dict[str, Any], key: str, name: str) -> Optional[List[str]]:
@@ -92,7 +115,10 @@ def agent_section(rd: Reader, data: Dict[str, Any]) -> AgentConfig:
 def ip_section(rd: Reader, data: Dict[str, Any]) -> IpConfig:
     i = rd.table(data.get("ip"), "ip")
     rd.only(i, "ip", {"ipv4", "ipv6", "select", "match"})
-    return IpConfig(ipv4=sources(rd, i, "ip", "ipv4") or [], ipv6=sources(rd, i, "ip", "ipv6") or [],
+    v4, v6 = sources(rd, i, "ip", "ipv4") or [], sources(rd, i, "ip", "ipv6") or []
+    check_static_family(rd, "ip.ipv4", v4, 4, "ip.ipv4")
+    check_static_family(rd, "ip.ipv6", v6, 6, "ip.ipv6")
+    return IpConfig(ipv4=v4, ipv6=v6,
                     select=select_key(rd, i, "ip") or "stable", match=match_key(rd, i, "ip", None))
 
 
@@ -154,8 +180,12 @@ def clock_section(rd: Reader, data: Dict[str, Any]) -> ClockConfig:
         raise rd.fail("clock.mode", f'must be "auto", "system" or "ntp", not "{mode}"')
     servers = rd.get(c, "clock", "ntp_servers", list, list(DEFAULT_NTP_SERVERS))
     for n, s in enumerate(servers):
-        if not isinstance(s, str) or not re.match(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.:-]+)$", s):
+        if not isinstance(s, str) or not re.match(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.:-]+)(:[^:]*)?$", s):
             raise rd.fail(f"clock.ntp_servers[{n}]", "must be \"host\" or \"host:port\"")
+        port = s.rpartition("]")[2][1:] if s.startswith("[") else (s.partition(":")[2] if s.count(":") == 1 else "")
+        if (s.startswith("[") and s.rpartition("]")[2] not in ("", f":{port}")) or (
+                (port or s.endswith(":")) and not (port.isdigit() and 1 <= int(port) <= 65535)):
+            raise rd.fail(f"clock.ntp_servers[{n}]", f'"{s}": the port must be a number from 1 to 65535')
     max_age = rd.get(c, "clock", "max_age", float, 3600.0)
     timeout = rd.get(c, "clock", "timeout", float, 1.0)
     if max_age <= 0:
