@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from edgeddns.clock import boottime, release_floor
 from edgeddns.sntp import SntpClient
 from edgeddns.syncprobe import SyncProbe
-from edgeddns.timestore import ClockStore
+from edgeddns.timestore import FLOOR_SLACK, ClockStore
 
 if TYPE_CHECKING:
     import argparse
@@ -33,7 +33,7 @@ def cmd_clock(args: argparse.Namespace) -> int:
     sntp = SntpClient(timeout=cc.timeout)
     meas = sntp.measure(cc.ntp_servers)
     mono, wall = boottime(), time.time()
-    floor = max(release_floor(), ClockStore(cfg.agent.state_dir).load().verified)
+    floor = max(release_floor(), ClockStore(cfg.agent.state_dir).load().verified - FLOOR_SLACK)
     if meas.chosen is not None and meas.chosen.base + mono < floor:
         meas.error = f"{meas.chosen.server} answered a time before the floor ({_iso(floor)})"
         meas.chosen = None

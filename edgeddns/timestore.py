@@ -26,6 +26,8 @@ from edgeddns.fileio import write_atomic
 CLOCK_FILE = "clock.json"
 #: the saved floor moves only in steps this large (one write a day at most)
 FLOOR_STEP = 86400.0
+#: the floor is the verified time less this: a source that was a little ahead locks nothing out
+FLOOR_SLACK = 3600.0
 MAX_SIZE = 4096
 
 

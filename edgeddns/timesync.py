@@ -30,7 +30,7 @@ from edgeddns.clock import Clock, ClockInfo, boottime, release_floor
 from edgeddns.errors import ClockUnsyncedError
 from edgeddns.sntp import Measurement, SntpClient
 from edgeddns.syncprobe import Evidence, SyncProbe, read_boot_id
-from edgeddns.timestore import FLOOR_STEP, BootAnchor, ClockStore
+from edgeddns.timestore import FLOOR_SLACK, FLOOR_STEP, BootAnchor, ClockStore
 
 if TYPE_CHECKING:
     from edgeddns.config import ClockConfig
@@ -87,7 +87,7 @@ class CorrectedClock(Clock):
         self.release = release_floor() if release is None else release
         self.store = store or ClockStore(state_dir)
         self.saved = self.store.load()
-        #: the latest time verified (saved, or learnt since): nothing earlier is believed
+        #: the latest time verified (saved, or learnt since): nothing much earlier is believed
         self.verified = self.saved.verified
         self.anchor: Optional[Anchor] = None
         self.host_anchors: Dict[str, Anchor] = {}  # a refusing host's own Date: its signing time only
@@ -135,7 +135,9 @@ class CorrectedClock(Clock):
         return self.system_proven or self._fresh(self.anchor, self.boottime()) is not None
 
     def floor(self) -> float:
-        return max(self.release, self.verified)
+        # The slack forgives a verified source that was a little ahead (seconds, in practice);
+        # an attacker's old time is months or years back.
+        return max(self.release, self.verified - FLOOR_SLACK)
 
     # -- learning the time
 
@@ -160,7 +162,7 @@ class CorrectedClock(Clock):
                     return
             why = self.measurement.error if self.measurement else "not measured"
             if self.measurement is None and self._ntp_failed_at is not None:
-                why = "it failed moments ago"
+                why = f"it gave nothing less than {NTP_RETRY:g} s ago"
             raise ClockUnsyncedError(
                 f"the system clock is not known to be synchronised, NTP gave no time ({why}), and "
                 + ("the provider's answer carried no Date header" if probe

@@ -15,6 +15,7 @@ from edgeddns.config import ClockConfig
 from edgeddns.errors import ClockUnsyncedError
 from edgeddns.sntp import Measurement, Sample
 from edgeddns.syncprobe import SyncProbe, read_adjtimex
+from edgeddns.timestore import FLOOR_SLACK
 from edgeddns.timesync import NTP_RETRY, CorrectedClock
 from tests.clockfix import chronyd, dated_context  # noqa: F401
 from tests.conftest import ROOT
@@ -480,19 +481,22 @@ def test_verified_time_is_saved_rarely_and_becomes_the_floor(tmp_path):
     mtime = os.stat(tmp_path / "clock.json").st_mtime_ns
     t.advance(600.0)
     c.resync()  # verified again, same offset: the floor moves in memory, nothing is written
-    assert c.floor() == pytest.approx(t.w, abs=0.01)
+    assert c.floor() == pytest.approx(t.w - FLOOR_SLACK, abs=0.01)
     assert os.stat(tmp_path / "clock.json").st_mtime_ns == mtime
     t.advance(7200.0)
     c.resync()  # the offset is saved again (max_age passed), the floor in the file stays (moved < a day)
     assert json.loads((tmp_path / "clock.json").read_text())["verified"] == saved["verified"]
-    assert c.floor() == pytest.approx(t.w, abs=0.01)
+    assert c.floor() == pytest.approx(t.w - FLOOR_SLACK, abs=0.01)
 
-    # A later process, told by one NTP server that it is an hour before the saved time: refused.
+    # A later process, told by one NTP server that it is two hours before the saved time: refused.
     t2 = Ticker(wall=t.w, mono=5.0)
-    c2, _ = make(tmp_path, t2, ntp_offset=-7200.0 - 3600.0)
+    c2, _ = make(tmp_path, t2, ntp_offset=-7800.0 - 7200.0)
     with pytest.raises(ClockUnsyncedError, match="before the floor"):
         c2.ensure()
-    assert c2.floor() == pytest.approx(saved["verified"], abs=0.01)
+    assert c2.floor() == pytest.approx(saved["verified"] - FLOOR_SLACK, abs=0.01)
+    c3, _ = make(tmp_path, t2, ntp_offset=-7800.0 - 60.0)  # a minute before it: within the slack
+    c3.resync()  # (ensure would wait: c2's NTP failure, saved for this boot, pauses NTP for a while)
+    assert c3.info().source == "ntp:ntp.test"
 
 
 # ---------------------------------------------------------------- the offset saved per boot (issue 12)
@@ -552,10 +556,10 @@ def test_a_damaged_clock_file_is_ignored(tmp_path, text):
 
 def test_saved_offset_before_the_floor_is_not_reused(tmp_path):
     t = Ticker()
-    c1, _ = make(tmp_path, t, ntp_offset=-3600.0, probe=boot_probe(tmp_path, "boot-a"))
+    c1, _ = make(tmp_path, t, ntp_offset=-3 * 3600.0, probe=boot_probe(tmp_path, "boot-a"))
     c1.ensure()
     c2, s2 = make(tmp_path, t, ntp_offset=0.0, probe=boot_probe(tmp_path, "boot-a"))
-    c2.verified = t.w - 60.0  # verified since: the saved anchor would put us an hour before it
+    c2.verified = t.w - 60.0  # verified since: the saved anchor would put us three hours before it
     c2.ensure()
     assert s2.calls == 1 and c2.now() == pytest.approx(t.w, abs=1e-6)
 
