@@ -24,6 +24,7 @@ MAX_RECORDS = 64
 #: stable codes of a ``rejected`` answer (documented in docs/mqtt.md)
 REJECT_CODES = {
     "retained": "commands must not be retained (a retained command would run again on every reconnect)",
+    "bad_response_topic": "the MQTT 5 response topic is a command topic or another topic answers must not go to",
     "too_large": "the payload is larger than [mqtt] max_payload",
     "bad_encoding": "the payload is not UTF-8",
     "bad_json": "the payload is not JSON",
@@ -74,8 +75,8 @@ def _parse(action: str, payload: bytes, config: "Config", retained: bool, max_pa
            accept_ip: bool) -> Union[Command, Rejection]:
     if len(payload) > max_payload:
         return Rejection(action, "too_large", f"payload of {len(payload)} bytes exceeds {max_payload}")
-    if retained:
-        return Rejection(action, "retained", REJECT_CODES["retained"])
+    if retained:  # refused before anything else, but with its id, so the sender can tell which one
+        return Rejection(action, "retained", REJECT_CODES["retained"], _peek_id(payload))
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError:
@@ -135,6 +136,16 @@ def _parse(action: str, payload: bytes, config: "Config", retained: bool, max_pa
         else:
             cmd.ignored.append(key)
     return cmd
+
+
+def _peek_id(payload: bytes) -> Optional[str]:
+    """The command's id if the payload is a JSON object with a valid one, else None."""
+    try:
+        data = json.loads(payload.decode("utf-8"))
+    except (ValueError, RecursionError):
+        return None
+    cid = data.get("id") if isinstance(data, dict) else None
+    return cid if isinstance(cid, str) and 0 < len(cid) <= MAX_ID else None
 
 
 def _address(value: Any, family: int, accept_ip: bool) -> Tuple[Optional[Tuple[str, str]], str]:

@@ -67,6 +67,7 @@ class MqttBridge:
         self.agent = agent
         self.inbox.agent = agent
         self.link.state = self._state
+        self.link.clock = agent.clock
         self.link.start()
 
     def stop(self) -> None:

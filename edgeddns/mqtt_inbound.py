@@ -16,7 +16,7 @@ import secrets as _secrets
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
-from edgeddns.commands import AnswerCache, Command, Rejection, parse
+from edgeddns.commands import REJECT_CODES, AnswerCache, Command, Rejection, parse
 from edgeddns.mqtt_outbound import Outbox, stamp
 
 if TYPE_CHECKING:
@@ -102,6 +102,10 @@ class Inbox:
         if action == "probe" and self._probe is not None and self._is_probe(msg.payload):
             self._probe_ok.set()
             return
+        if msg.retain and not msg.payload:
+            # Clearing a retained command (mosquitto_pub -r -n) is not a command: nothing to run or answer.
+            log.debug("ignored the clearing of a retained message on %s", topic[:120])
+            return
         props = getattr(msg, "properties", None)
         reply_to = getattr(props, "ResponseTopic", None) if props is not None else None
         if reply_to is not None and (not isinstance(reply_to, str) or not 0 < len(reply_to) <= 256
@@ -112,6 +116,15 @@ class Inbox:
         assert agent is not None
         cmd = parse(action, bytes(msg.payload), agent.config, retained=bool(msg.retain),
                     max_payload=self.m.max_payload, accept_ip=self.m.accept_ip)
+        if reply_to is not None and self._forbidden_reply(reply_to):
+            # The agent may write its whole subtree, a sender perhaps only cmd/status: an answer
+            # published on a command topic would be a command the broker's ACL never allowed.
+            log.warning("refused an MQTT command on %s: its response topic %r is a command topic", topic[:120],
+                        reply_to[:120])
+            why = f"{REJECT_CODES['bad_response_topic']}: {reply_to[:120]!r}"
+            self.answer(cmd.action, None, Rejection(cmd.action, "bad_response_topic", why, cmd.id).answer(),
+                        None, corr)
+            return
         if isinstance(cmd, Rejection):
             log.info("rejected MQTT command on %s: [%s] %s", topic[:120], cmd.code, cmd.message)
             self.answer(cmd.action, cmd.id, cmd.answer(), reply_to, corr)
@@ -123,6 +136,17 @@ class Inbox:
                 self.out.answer(cmd.action, {**earlier, "duplicate": True}, reply_to, corr)
                 return
         self._dispatch(cmd, reply_to, corr)
+
+    def _forbidden_reply(self, topic: str) -> bool:
+        """``<prefix>/+/cmd/#``, ``$...`` topics, discovery configs, and this agent's retained topics."""
+        levels = topic.split("/")
+        prefix = self.m.topic_prefix.split("/")
+        n = len(prefix)
+        if levels[:n] == prefix and len(levels) > n + 1 and levels[n + 1] == "cmd":
+            return True
+        if topic.startswith("$") or topic == self.m.discovery_prefix or topic.startswith(self.m.discovery_prefix + "/"):
+            return True
+        return topic in (self.topics["state"], self.topics["availability"], self.topics["result"])
 
     def answer(self, action: str, cid: Optional[str], answer: Dict[str, Any], reply_to: Optional[str],
                corr: Optional[bytes]) -> None:

@@ -9,6 +9,7 @@ client id.
 
 from __future__ import annotations
 
+import errno
 import logging
 import random
 import threading
@@ -19,6 +20,7 @@ from edgeddns.mqtt_inbound import Inbox, guarded
 from edgeddns.mqtt_outbound import NOT_AUTHORIZED, Outbox
 
 if TYPE_CHECKING:
+    from edgeddns.clock import Clock
     from edgeddns.config import MqttConfig
 
 log = logging.getLogger("edgeddns.mqtt")
@@ -31,6 +33,14 @@ KNOCKOFF_COUNT = 3  # short-lived connections in a row that mean "someone else u
 SHORT_FAILURES_MAX = 4
 SESSION_TAKEN_OVER = 142  # MQTT 5 DISCONNECT reason
 PROTOCOL_REFUSED = (1, 132)  # 3.1.1 "unacceptable protocol version", MQTT 5 "unsupported protocol version"
+KEEPALIVE_TIMEOUT = 141
+# Room for the fixed and variable headers, the topic and MQTT 5 properties (response topic, correlation
+# data) around the largest payload we accept: a command bigger than this is never read at all.
+PACKET_OVERHEAD = 4096
+
+
+def max_packet(m: "MqttConfig") -> int:
+    return m.max_payload + PACKET_OVERHEAD
 
 
 @dataclass
@@ -40,6 +50,9 @@ class _Attempt:
     connack: Optional[int] = None  # reason code value, None = no CONNACK seen
     connected_at: Optional[float] = None
     disconnect: Optional[int] = None
+    disconnect_name: str = ""  # the reason code's name, e.g. "Administrative action"
+    from_broker: bool = False  # the broker sent DISCONNECT (else the connection just ended)
+    oversized: Optional[int] = None  # the length of a packet refused unread
 
 
 class Link:
@@ -53,6 +66,7 @@ class Link:
         self.rng = rng
         self.monotonic = monotonic
         self.state: Callable[[], Dict[str, Any]] = dict  # the agent's state, for the first publish
+        self.clock: Optional["Clock"] = None  # the corrected clock: TLS validity is judged by it
         self._paho: Any = None
         self._protocol = 4 if m.protocol == "3.1.1" else 5
         self._protocol_fixed = m.protocol != "auto"
@@ -113,7 +127,9 @@ class Link:
         if self.m.tls:
             from edgeddns.tls import make_context
 
-            c.tls_set_context(make_context(self.m.ca_file))
+            # Like the providers' TLS: the certificate's validity period is checked against the
+            # corrected time, so a router whose clock is wrong still verifies its broker.
+            c.tls_set_context(make_context(self.m.ca_file, self.clock))
         props = None
         if proto == paho.MQTTv5:
             from paho.mqtt.packettypes import PacketTypes
@@ -122,6 +138,9 @@ class Link:
             props = Properties(PacketTypes.CONNECT)
             # Commands sent during a short outage wait at the broker; older ones expire.
             props.SessionExpiryInterval = 600
+            # The broker drops what is larger instead of sending it: a 200 MB "command" costs nothing here.
+            props.MaximumPacketSize = max_packet(self.m)
+        _refuse_oversized(c, max_packet(self.m), self._oversized)
         c.connect_async(self.m.host, self.m.port, self.m.keepalive, properties=props)
         return c
 
@@ -181,8 +200,15 @@ class Link:
         else:
             self._short = 0
             self._failures = 0
-        log.warning("MQTT connection lost (%s); results are kept until it is back",
-                    _rc_text(attempt.disconnect))
+        log.warning("MQTT connection lost (%s); results are kept until it is back", _loss_text(attempt))
+
+    def _oversized(self, length: int) -> None:
+        """Called on the network thread when a packet's length says it is too big, before reading it."""
+        self._attempt.oversized = length
+        log.error("the broker sent a message of %d bytes, larger than this agent accepts (%d bytes: [mqtt] "
+                  "max_payload plus headers); dropping the connection without reading it. With MQTT 3.1.1 "
+                  "the broker cannot know the limit: set Mosquitto's message_size_limit (see docs/mqtt.md)",
+                  length, max_packet(self.m))
 
     def _switch_protocol(self, connack: Optional[int]) -> None:
         if self.m.protocol != "auto":
@@ -228,10 +254,19 @@ class Link:
         subs = [self.topics["cmd"] + "/#", self.topics["all"] + "/#"]
         if self.m.discovery:
             subs.append(self.topics["ha_status"])
-        result, mid = client.subscribe([(t, 1) for t in subs])
+        result, mid = client.subscribe([(t, self._sub_options()) for t in subs])
         if mid is not None:
             self._sub_mids[mid] = subs
         self.out.connected_now(self.state)
+
+    def _sub_options(self) -> Any:
+        if self._protocol != 5:
+            return 1
+        from paho.mqtt.subscribeoptions import SubscribeOptions
+
+        # Retain-As-Published: a command retained while we are connected still arrives flagged
+        # as retained (otherwise live delivery clears the flag), so it can be refused.
+        return SubscribeOptions(qos=1, retainAsPublished=True)
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
         # paho may call this twice for one loss: it only records.
@@ -239,6 +274,8 @@ class Link:
             self.out.connected = False
         if self._attempt.disconnect is None:
             self._attempt.disconnect = rc.value
+            self._attempt.disconnect_name = str(rc)
+            self._attempt.from_broker = bool(getattr(flags, "is_disconnect_packet_from_server", False))
         if rc.value == SESSION_TAKEN_OVER:
             log.error("the broker dropped this agent because another client connected with the same client id "
                       "%r; give every agent its own [agent] node_id or [mqtt] client_id", self.client_id)
@@ -284,6 +321,41 @@ def _describe(e: BaseException) -> str:
     return e.strerror or str(e) or e.__class__.__name__
 
 
-def _rc_text(code: Optional[int]) -> str:
-    return {None: "closed", 0: "closed by the broker", 7: "connection lost", SESSION_TAKEN_OVER:
-            "session taken over", 141: "keep-alive timeout", 139: "server shutting down"}.get(code, f"code {code}")
+def _refuse_oversized(client: Any, limit: int, report: Callable[[int], None]) -> None:
+    """Drop the connection when a packet's announced length exceeds ``limit``, before its body is read.
+
+    paho reads a whole packet into memory before any callback sees it (and asks recv() for all of
+    it at once); its reads go through ``_sock_recv``, and ``_in_packet`` holds the length already
+    decoded. Both are paho internals (2.x): without them this guard is simply absent.
+    """
+    recv = getattr(client, "_sock_recv", None)
+    if recv is None or not isinstance(getattr(client, "_in_packet", None), dict):
+        return
+
+    def bounded_recv(bufsize: int) -> bytes:
+        p = client._in_packet
+        if p.get("have_remaining") and p.get("remaining_length", 0) > limit:
+            length = p["remaining_length"]
+            p["remaining_length"] = 0  # report once
+            report(length)
+            raise OSError(errno.EMSGSIZE, "packet too large")
+        return recv(bufsize)
+
+    client._sock_recv = bounded_recv
+
+
+def _loss_text(a: _Attempt) -> str:
+    """Why a connection ended, in words: paho 2 reports a plain loss as 128 "Unspecified error"."""
+    if a.oversized is not None:
+        return f"this agent dropped it: a message of {a.oversized} bytes was too large"
+    if a.from_broker:
+        return f"the broker disconnected this agent: {a.disconnect_name}"
+    text: Dict[Optional[int], str] = {
+        None: "the connection closed", 0: "the connection closed",
+        KEEPALIVE_TIMEOUT: "the broker stopped answering keep-alive pings",
+        SESSION_TAKEN_OVER: "another client took over this session",
+    }
+    return text.get(a.disconnect, "the connection closed: the broker went away, or the network dropped or "
+                                  "reset it")
+
+

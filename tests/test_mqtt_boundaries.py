@@ -9,17 +9,24 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import subprocess
+import sys
+import threading
+import time
 from typing import List
 
 import pytest
 
+from tests.clockfix import chronyd, dated_context, faketime, faketime_tools  # noqa: F401 (fixtures)
 from tests.conftest import ROOT, write_config
 from tests.mosquitto import MOSQUITTO, Mosquitto
 from tests.test_mqtt import AgentProc, Ctl
 
 pytestmark = pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not installed (scripts/test installs it)")
 
-PW = {"router1": "r1-pw-0123", "admin": "admin-pw-4567", "dashboard": "dash-pw-8901"}
+PW = {"router1": "r1-pw-0123", "router2": "r2-pw-0123", "router3": "r3-pw-0123", "admin": "admin-pw-4567",
+      "dashboard": "dash-pw-8901"}
 # A scope id may hold any text for ``ipaddress``, line breaks and blanks included.
 INJECTION = "2606:4700::1%x\n6.6.6.6 bank.example.com"
 
@@ -40,10 +47,10 @@ def broker(tmp_path_factory):
     b.stop()
 
 
-def router_config(tmp_path, port: int, mqtt_extra: str = "") -> str:
-    return write_config(tmp_path, f"""
+def router_config(tmp_path, port: int, mqtt_extra: str = "", node: str = "router1", clock: str = "") -> str:
+    return write_config(tmp_path, f"""{clock}
 [agent]
-node_id = "router1"
+node_id = "{node}"
 state_dir = "{tmp_path}/state"
 [ip]
 ipv4 = ["static:8.8.8.8"]
@@ -54,8 +61,8 @@ path = "{tmp_path}/hosts"
 [mqtt]
 host = "127.0.0.1"
 port = {port}
-username = "router1"
-password = "{PW['router1']}"
+username = "{node}"
+password = "{PW[node]}"
 accept_ip = true
 {mqtt_extra}
 
@@ -63,7 +70,7 @@ accept_ip = true
 name = "a.lan"
 type = "AAAA"
 provider = "lan"
-""", name="router1.toml")
+""", name=f"{node}.toml")
 
 
 @pytest.fixture(scope="module")
@@ -186,3 +193,233 @@ provider = "dyn"
     state = tmp_path / "state" / "state.json"
     assert not state.exists() or "bank" not in state.read_text()
     assert all("bank" not in json.dumps(r.as_dict()) for r in results)
+
+
+# ---- 2. oversized messages ------------------------------------------------------------------------
+
+def test_an_oversized_command_is_dropped_by_the_broker_and_the_agent_answers_on(router):
+    """MQTT 5: the agent's CONNECT sets Maximum Packet Size, so Mosquitto never sends it the message."""
+    admin = router["admin"]
+    mark = len(admin.msgs)
+    big = json.dumps({"id": "big-1", "pad": "x" * (2 << 20)})
+    admin.send("edgeddns/router1/cmd/status", big)
+    admin.send("edgeddns/router1/cmd/status", {"id": "after-big"})
+    assert admin.json("edgeddns/router1/response/status", lambda a: a["id"] == "after-big")["status"] == "ok"
+    with admin.cond:
+        answers = [json.loads(m.payload) for m in admin.msgs[mark:] if m.topic.startswith("edgeddns/router1/response/")]
+    # Before, the agent read all of it and answered too_large (without the id it could not read).
+    assert [a["id"] for a in answers] == ["after-big"], answers
+    assert router["agent"].p.poll() is None
+
+
+def test_311_agent_refuses_an_oversized_packet_before_reading_it(broker, tmp_path):
+    """MQTT 3.1.1 has no Maximum Packet Size: the agent drops the connection when the length says too big."""
+    cfg = router_config(tmp_path, broker.port, 'protocol = "3.1.1"\nmax_payload = 4096', node="router3")
+    admin = Ctl(broker.port, ("edgeddns/router3/#",), user="admin", password=PW["admin"])
+    agent = AgentProc(cfg, str(tmp_path / "agent.log"))
+    try:
+        admin.json("edgeddns/router3/result", lambda d: d["trigger"] == "startup")
+        admin.send("edgeddns/router3/cmd/status", json.dumps({"id": "big-311", "pad": "x" * (1 << 20)}))
+        agent.wait_log("larger than this agent accepts")
+        agent.wait_log("message_size_limit")
+        end = time.monotonic() + 30
+        while agent.stderr().count("connected to MQTT broker") < 2:
+            assert time.monotonic() < end, agent.stderr()
+            time.sleep(0.1)
+        admin.send("edgeddns/router3/cmd/status", {"id": "after-big-311"})
+        assert admin.json("edgeddns/router3/response/status", lambda a: a["id"] == "after-big-311")["status"] == "ok"
+        assert not [m for m in admin.all_json("edgeddns/router3/response/status") if m["id"] is None]
+    finally:
+        admin.close()
+        assert agent.stop() == 0
+    assert "Traceback" not in agent.stderr()
+
+
+class FakeBroker:
+    """A socket that speaks just enough MQTT 5 to record CONNECT packets and end connections on cue."""
+
+    def __init__(self, script):
+        self.script = script  # per connection: bytes to send after CONNACK, then close
+        self.connects: List[bytes] = []
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(5)
+        self.srv.settimeout(30)
+        self.port = self.srv.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        try:
+            for after in self.script:
+                conn, _ = self.srv.accept()
+                conn.settimeout(5)
+                self.connects.append(conn.recv(65536))
+                conn.sendall(b"\x20\x03\x00\x00\x00")  # CONNACK, success, no properties
+                time.sleep(0.3)
+                if after:
+                    conn.sendall(after)
+                time.sleep(0.2)
+                conn.close()
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.srv.close()
+
+
+def connect_properties(packet: bytes):
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    i = 1
+    while packet[i] & 0x80:  # the fixed header's remaining length
+        i += 1
+    i += 1
+    assert packet[i:i + 6] == b"\x00\x04MQTT" and packet[i + 6] == 5
+    props = Properties(PacketTypes.CONNECT)
+    props.unpack(packet[i + 10:])  # after name, level, flags and keep-alive
+    return props
+
+
+def test_connect_carries_maximum_packet_size_and_losses_are_told_in_words(tmp_path):
+    # First connection: the broker just closes it; second: it sends DISCONNECT "Administrative action".
+    fb = FakeBroker([b"", b"\xe0\x02\x98\x00", b""])
+    cfg = router_config(tmp_path, fb.port, "discovery = false\nmax_payload = 4096")
+    agent = AgentProc(cfg, str(tmp_path / "agent.log"))
+    try:
+        agent.wait_log("MQTT connection lost")
+        end = time.monotonic() + 30
+        while agent.stderr().count("MQTT connection lost") < 2:
+            assert time.monotonic() < end, agent.stderr()
+            time.sleep(0.1)
+    finally:
+        agent.stop()
+        fb.close()
+    props = connect_properties(fb.connects[0])
+    assert 4096 < props.MaximumPacketSize <= 4096 + 8192
+    log = agent.stderr()
+    assert "code 128" not in log and "code " not in log.split("MQTT connection lost", 1)[1].split("\n")[0], log
+    assert "the connection closed" in log, log
+    assert "the broker disconnected this agent: Administrative action" in log, log
+
+
+# ---- 3. a response topic that would reach the broker's ACL around -------------------------------
+
+@pytest.mark.parametrize("target", ["edgeddns/router1/cmd/reload", "edgeddns/router1/cmd/update",
+                                    "edgeddns/all/cmd/update"])
+def test_response_topic_on_a_command_topic_is_refused(router, target):
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    admin = router["admin"]
+    dash = Ctl(router["broker"].port, ("edgeddns/router1/response/#",), user="dashboard", password=PW["dashboard"])
+    try:
+        mark = len(admin.msgs)
+        props = Properties(PacketTypes.PUBLISH)
+        props.ResponseTopic = target
+        props.CorrelationData = b"c-1"
+        cid = "rt-" + target.rsplit("/", 1)[1] + target.split("/")[1]
+        dash.send("edgeddns/router1/cmd/status", {"id": cid}, props=props)
+        ans = dash.json("edgeddns/router1/response/status", lambda a: a["id"] == cid)
+        assert ans["status"] == "rejected" and ans["error"]["code"] == "bad_response_topic"
+        settle(router, "after-" + cid)
+        with admin.cond:
+            published = [(m.topic, bytes(m.payload)) for m in admin.msgs[mark:]]
+        # The agent wrote nothing on a command topic, so nothing ran: no reload, no extra update.
+        assert not [t for t, p in published if "/cmd/" in t and b'"node":"router1"' in p], published
+        assert not [t for t, p in published if t.endswith("/response/reload")], published
+        assert "config reloaded" not in router["agent"].stderr()
+    finally:
+        dash.close()
+
+
+def test_a_response_topic_elsewhere_in_the_agents_tree_still_works(router):
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    admin = router["admin"]
+    props = Properties(PacketTypes.PUBLISH)
+    props.ResponseTopic = "edgeddns/router1/response/rpc-9"
+    props.CorrelationData = b"c-9"
+    admin.send("edgeddns/router1/cmd/status", {"id": "rpc-9"}, props=props)
+    m = admin.wait(lambda m: m.topic == "edgeddns/router1/response/rpc-9")
+    assert m.properties.CorrelationData == b"c-9" and json.loads(m.payload)["status"] == "ok"
+
+
+# ---- 4. retained commands ----------------------------------------------------------------------------
+
+def test_retained_commands_are_refused_with_their_id_and_a_clear_is_ignored(broker, tmp_path):
+    cfg = router_config(tmp_path, broker.port, node="router2")
+    admin = Ctl(broker.port, ("edgeddns/router2/#",), user="admin", password=PW["admin"])
+    topic = "edgeddns/router2/cmd/update"
+    agent = AgentProc(cfg, str(tmp_path / "agent.log"))
+    try:
+        admin.json("edgeddns/router2/result", lambda d: d["trigger"] == "startup")
+        # Published retained while the agent is connected (live delivery used to clear the flag).
+        admin.c.publish(topic, json.dumps({"id": "ret-1", "force": True}), qos=1, retain=True).wait_for_publish(5)
+        ans = admin.json("edgeddns/router2/response/update", lambda a: a["id"] == "ret-1")
+        assert ans["status"] == "rejected" and ans["error"]["code"] == "retained"
+        admin.send(topic, {"id": "ret-sync-1"})
+        admin.json("edgeddns/router2/result", lambda d: d["id"] == "ret-sync-1")
+        assert not [r for r in admin.all_json("edgeddns/router2/result")
+                    if r["id"] == "ret-1" or "ret-1" in (r.get("ids") or [])]
+        # After a restart the broker hands the retained command over again: refused, with its id.
+        assert agent.stop() == 0
+        agent = AgentProc(cfg, str(tmp_path / "agent2.log"))
+        end = time.monotonic() + 20
+        while len([a for a in admin.all_json("edgeddns/router2/response/update")
+                   if a.get("error", {}).get("code") == "retained"]) < 2:
+            assert time.monotonic() < end, admin.all_json("edgeddns/router2/response/update")
+            time.sleep(0.05)
+        refusals = [a for a in admin.all_json("edgeddns/router2/response/update") if a["status"] == "rejected"]
+        assert [a["id"] for a in refusals] == ["ret-1", "ret-1"], refusals
+        # Clearing the retained command (mosquitto_pub -r -n) runs nothing and gets no answer.
+        admin.json("edgeddns/router2/result", lambda d: d["trigger"] == "startup" and d["ts"] > ans["ts"])
+        mark = len(admin.msgs)
+        admin.c.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
+        admin.send(topic, {"id": "ret-sync-2"})
+        admin.json("edgeddns/router2/result", lambda d: d["id"] == "ret-sync-2")
+        with admin.cond:
+            after = [json.loads(m.payload) for m in admin.msgs[mark:]
+                     if m.topic in ("edgeddns/router2/result", "edgeddns/router2/response/update")]
+        assert [d["id"] for d in after] == ["ret-sync-2", "ret-sync-2"], after
+        assert "coalesced" not in after[-1]
+    finally:
+        admin.c.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
+        admin.close()
+        assert agent.stop() == 0
+    assert "Traceback" not in agent.stderr()
+
+
+# ---- 6. TLS to the broker is judged by the corrected clock --------------------------------------------
+
+def test_broker_certificate_is_judged_by_the_corrected_clock(tmp_path, ca, faketime, chronyd):  # noqa: F811
+    """The system clock is two years ahead (libfaketime), NTP (a real chronyd) knows better: the
+    broker's certificate, valid for 90 days from now, must be accepted, as it is for providers."""
+    import datetime
+
+    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    cert = ca.issue_cert("127.0.0.1", not_before=now - datetime.timedelta(days=1),
+                         not_after=now + datetime.timedelta(days=90))
+    cert.private_key_pem.write_to_path(str(tmp_path / "server.key"))
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "server.crt"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    tls = {"ca": str(tmp_path / "ca.pem"), "cert": str(tmp_path / "server.crt"), "key": str(tmp_path / "server.key")}
+    b = Mosquitto(str(tmp_path / "mosq"), users=PW, acl=documented_acl(), tls=tls).start()
+    cfg = router_config(tmp_path, b.tls_port, f'tls = true\nca_file = "{tls["ca"]}"\ndiscovery = false',
+                        clock=f'[clock]\nmode = "ntp"\nntp_servers = ["{chronyd}"]\n')
+    env = dict(os.environ, PYTHONPATH=ROOT, EDGEDDNS_IGNORE_SYNC_EVIDENCE="1", **faketime.env("+2y"))
+    log = open(tmp_path / "agent.log", "w")
+    p = subprocess.Popen([sys.executable, "-m", "edgeddns", "run", "-v", "-c", cfg], cwd=ROOT, env=env,
+                         stdout=subprocess.DEVNULL, stderr=log)
+    admin = Ctl(b.port, ("edgeddns/router1/availability",), user="admin", password=PW["admin"])
+    try:
+        admin.wait(lambda m: m.payload == b"online", timeout=30)
+    finally:
+        p.terminate()
+        p.wait(20)
+        admin.close()
+        b.stop()
+    text = (tmp_path / "agent.log").read_text()
+    assert "Traceback" not in text, text
