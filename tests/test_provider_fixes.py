@@ -98,3 +98,41 @@ provider = "duck"
     assert p.returncode == 2, p.stdout + p.stderr
     assert "records[0].name" in p.stderr and "duckdns.org" in p.stderr and "Traceback" not in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_dynv6_preset_sets_a_records_only(tmp_path, server_context, ca_file):
+    from tests.conftest import json_results
+    from tests.fakes.dyndns2 import FakeDyndns2
+    from tests.fakes.server import FakeServer
+
+    fake = FakeDyndns2({"none": "dynv6-token"}, ["home.dynv6.net"])
+    srv = FakeServer(fake, ssl_context=server_context).start()
+    try:
+        body = f"""
+[agent]
+state_dir = "{tmp_path}/state"
+
+[ip]
+ipv4 = ["static:8.8.8.8"]
+ipv6 = ["static:2001:4860:4860::8888"]
+
+[providers.d6]
+type = "dyndns2"
+preset = "dynv6"
+username = "none"
+password = "dynv6-token"
+endpoint = "{srv.url}nic/update"
+ca_file = "{ca_file}"
+
+[[records]]
+name = "home.dynv6.net"
+provider = "d6"
+"""
+        p = run_cli("update", "-c", write_config(tmp_path, body), "--json")
+        (r,) = json_results(p)
+        assert r["status"] == "updated", p.stdout + p.stderr
+        assert fake.calls == [{"hostname": "home.dynv6.net", "myip": "8.8.8.8"}]
+        p = run_cli("check-config", "-c", write_config(tmp_path, body + 'type = "AAAA"\n', name="v6.toml"))
+        assert p.returncode == 2 and "records[0].type" in p.stderr and "dynv6" in p.stderr, p.stderr
+    finally:
+        srv.stop()
