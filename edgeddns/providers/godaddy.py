@@ -42,7 +42,7 @@ def map_error(status: int, code: str, message: str, retry_after: Optional[float]
 
 class GodaddyProvider(Provider):
     OPTIONS = {
-        "api_key": Opt(str, required=True, doc="production API key (developer.godaddy.com/keys)"),
+        "api_key": Opt(str, required=True, header=True, doc="production API key (developer.godaddy.com/keys)"),
         "api_secret": Opt(Secret, required=True, doc="its secret"),
     }
 

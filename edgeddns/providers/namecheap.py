@@ -65,7 +65,8 @@ def map_errors(errors: List[str]) -> ProviderError:
 class NamecheapProvider(Provider):
     OPTIONS = {
         "domain": Opt(str, required=True, check=_domain_ok, doc="the domain the Dynamic DNS password belongs to"),
-        "password": Opt(Secret, required=True, doc="the domain's Dynamic DNS password (Advanced DNS page)"),
+        "password": Opt(Secret, required=True, header=False,
+                        doc="the domain's Dynamic DNS password (Advanced DNS page)"),
     }
     WRITE_ONLY = True
 

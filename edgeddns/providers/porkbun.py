@@ -42,8 +42,8 @@ def map_error(status: int, message: str, retry_after: Optional[float]) -> Provid
 
 class PorkbunProvider(Provider):
     OPTIONS = {
-        "api_key": Opt(str, required=True, doc="API key (pk1_...)"),
-        "secret_api_key": Opt(Secret, required=True, doc="secret API key (sk1_...)"),
+        "api_key": Opt(str, required=True, header=False, doc="API key (pk1_...), sent in the JSON body"),
+        "secret_api_key": Opt(Secret, required=True, header=False, doc="secret API key (sk1_...), in the body"),
     }
 
     def __init__(self, ctx):

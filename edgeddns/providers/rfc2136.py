@@ -83,7 +83,7 @@ class Rfc2136Provider(Provider):
         "key_name": Opt(str, required=True, check=_name_ok, doc="the TSIG key's name, as the server knows it"),
         "key_algorithm": Opt(str, default="hmac-sha256", choices=tuple(tsig.ALGORITHMS),
                              doc="hmac-sha256 (default), hmac-sha512, or hmac-md5 for old servers"),
-        "key_secret": Opt(Secret, required=True, doc="the TSIG secret, base64"),
+        "key_secret": Opt(Secret, required=True, header=False, doc="the TSIG secret, base64"),
         "ttl": Opt(int, default=300, check=lambda v: None if 0 < v <= 604800 else "must be 1..604800",
                    doc="TTL of records whose ttl is not set"),
     }
