@@ -136,3 +136,27 @@ provider = "d6"
         assert p.returncode == 2 and "records[0].type" in p.stderr and "dynv6" in p.stderr, p.stderr
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize("where", ["secret_id", "secret_key"])
+def test_dnspod_legacy_id_token_is_a_clear_config_error(tmp_path, where):
+    legacy = "123456,0123456789abcdef0123456789abcdef"
+    sid = legacy if where == "secret_id" else "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE"
+    skey = legacy if where == "secret_key" else "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE"
+    cfg = write_config(tmp_path, f"""
+[ip]
+ipv4 = ["static:8.8.8.8"]
+
+[providers.tx]
+type = "dnspod"
+secret_id = "{sid}"
+secret_key = "{skey}"
+
+[[records]]
+name = "home.example.com"
+provider = "tx"
+""")
+    p = run_cli("check-config", "-c", cfg)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert f"providers.tx.{where}" in p.stderr and "ID,Token" in p.stderr and "SecretId" in p.stderr
+    assert "0123456789abcdef0123456789abcdef" not in p.stderr

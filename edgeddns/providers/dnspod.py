@@ -102,6 +102,20 @@ class DnspodProvider(Provider):
     }
     SIGNED = True
 
+    @classmethod
+    def check_config(cls, cfg, resolve_path):
+        import re
+
+        legacy = re.compile(r"\d+,[0-9a-fA-F]{16,}")
+        for key in ("secret_id", "secret_key"):
+            value = cfg.options.get(key)
+            text = value.reveal() if isinstance(value, Secret) else str(value or "")
+            if legacy.fullmatch(text.strip()):
+                return key, ("looks like a legacy DNSPod \"ID,Token\" credential, which this type does not take: "
+                             "create a Tencent Cloud API 3.0 key (CAM -> API keys) and give its SecretId and "
+                             "SecretKey")
+        return None
+
     def __init__(self, ctx):
         super().__init__(ctx)
         self.endpoint = self.config.endpoint or ENDPOINT
