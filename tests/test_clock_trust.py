@@ -205,3 +205,35 @@ def test_unreachable_ntp_costs_one_query_and_the_date_serves(tmp_path, ali_ok, c
     assert q2 == 1  # and none in the next: the provider's Date serves at once
     for r in (first, second):
         assert r["clock"]["source"] == "http-date:127.0.0.1" and abs(r["clock"]["offset"] - 3 * 3600) < 2.0, r
+
+
+# ---------------------------------------------------------------- a non-blocking handshake (as paho makes it)
+
+def test_non_blocking_handshake_applies_the_floor(tmp_path, attacker, ca_file):
+    """The MQTT client wraps a non-blocking socket and drives the handshake itself; the clock-aware
+    check must still run when it completes (make_context(ca_file, clock=...) is what the broker link uses)."""
+    import select
+    import socket
+
+    from edgeddns.clock import SystemClock
+    from edgeddns.tls import make_context
+
+    skew = LIE.timestamp() - time.time()
+    clock = SystemClock(wall=lambda: time.time() + skew)  # a system clock that believes the lie
+    ctx = make_context(ca_file, clock=clock)
+    raw = socket.create_connection(("127.0.0.1", attacker.server.port), timeout=5)
+    raw.setblocking(False)
+    s = ctx.wrap_socket(raw, server_hostname="127.0.0.1", do_handshake_on_connect=False)
+    try:
+        with pytest.raises(ssl.SSLCertVerificationError, match="known to have passed"):
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    s.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    select.select([s], [], [], 1)
+                except ssl.SSLWantWriteError:
+                    select.select([], [s], [], 1)
+    finally:
+        s.close()
