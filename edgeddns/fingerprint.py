@@ -53,5 +53,10 @@ def fingerprint(provider: ProviderConfig, record: RecordConfig, salt: str) -> st
         "record": {"name": record.name, "type": record.type, "zone": record.zone, "ttl": record.ttl,
                    "options": plain(record.options)},
     }
-    text = json.dumps(what, sort_keys=True, separators=(",", ":"))
-    return sha256((salt + "\0" + text).encode("utf-8")).hexdigest()[:32]
+    return salted_digest(salt, what)[:32]
+
+
+def salted_digest(salt: str, parts: Any) -> str:
+    """SHA-256 of ``salt``, a NUL and ``parts`` as canonical JSON (also dyndns2's hold file uses it)."""
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"))
+    return _sha256()((salt + "\0" + text).encode("utf-8")).hexdigest()

@@ -139,10 +139,9 @@ class HoldStore:
 
     def fingerprint(self, parts: Any) -> str:
         # Salted so the file does not hold a plain hash of a password.
-        import hashlib
+        from edgeddns.fingerprint import salted_digest
 
-        blob = json.dumps(parts, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256((self.salt + "\0" + blob).encode()).hexdigest()
+        return salted_digest(self.salt, parts)
 
     def get(self, key: str) -> Optional[Dict[str, Any]]:
         h = self.data["holds"].get(key)
