@@ -12,6 +12,7 @@ so they are left out; so are the address sources (the address itself is compared
 from __future__ import annotations
 
 import json
+from functools import cache
 from typing import TYPE_CHECKING, Any, Callable
 
 from edgeddns.options import Secret
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from edgeddns.config import ProviderConfig, RecordConfig
 
 
+@cache  # a failed import is not cached by Python: try once
 def _sha256() -> Callable[[bytes], Any]:
     # The interpreter's built-in SHA-256 costs a no-change check about 1 ms to
     # import; hashlib loads OpenSSL (about 3 ms). Same digest either way.
