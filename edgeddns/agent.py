@@ -314,13 +314,14 @@ def attach_sources(agent: Agent, config: "Config") -> None:
 
 
 def cmd_run(args) -> int:
-    from edgeddns.bootstrap import load_config, setup_logging
+    from edgeddns.bootstrap import load_config, private_state_dir, setup_logging
     from edgeddns.config import load
 
     # A reload (SIGHUP) that comes while the config loads must not end the
     # process (its default action): held, and read as a reload once running.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
     cfg = load_config(args)
+    private_state_dir(cfg.agent.state_dir)
     setup_logging(args, cfg)
     sigs = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
     # Block the signals before any thread starts, so every thread inherits the

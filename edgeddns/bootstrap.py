@@ -63,3 +63,25 @@ def setup_logging(args: argparse.Namespace, cfg: Config):
     level = "debug" if verbose > quiet else "warning" if quiet > verbose else cfg.agent.log_level
     target = "syslog" if getattr(args, "syslog", False) else getattr(cfg.agent, "log_target", "auto")
     return log.setup(level, (s.reveal() for s in cfg.secrets), target=target)
+
+
+def private_state_dir(state_dir: str, *, client: bool = False) -> None:
+    """Refuse (one line, exit 2) a state dir another user could tamper with.
+
+    The agent and ``update`` create it (0700) and must own it; they also clear
+    temp files a crash left in it. A client (``trigger``, ``status``) only
+    talks to the socket in it: it creates nothing and also accepts a dir owned
+    by root, or, when it is root itself, by the agent's own (other) user.
+    """
+    from edgeddns.fileio import private_dir_problem, remove_stale_temps
+
+    if client:
+        owners = range(0, 1 << 32) if os.geteuid() == 0 else {os.geteuid(), 0}
+        problem = private_dir_problem(state_dir, create=False, owners=owners)
+    else:
+        problem = private_dir_problem(state_dir, create=True)
+    if problem:
+        print(f"edgeddns: state dir {state_dir} {problem}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+    if not client:
+        remove_stale_temps(state_dir)

@@ -131,7 +131,8 @@ class ControlServer:
         except OSError as e:
             raise ControlError(f"cannot create {directory}: {e.strerror}") from None
         try:
-            fd = os.open(os.path.join(directory, LOCK_NAME), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fd = os.open(os.path.join(directory, LOCK_NAME),
+                         os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         except OSError as e:
             raise ControlError(f"cannot open the lock in {directory}: {e.strerror}") from None
         try:
@@ -482,14 +483,16 @@ def _config_path(args: "argparse.Namespace") -> str:
 
 
 def cmd_trigger(args: "argparse.Namespace") -> int:
-    from edgeddns.bootstrap import EXIT_FAILED, EXIT_USAGE
+    from edgeddns.bootstrap import EXIT_FAILED, EXIT_USAGE, private_state_dir
 
     path = _config_path(args)
     try:
-        sock = socket_path(state_dir_of(path))
+        state_dir = state_dir_of(path)
     except ControlError as e:
         print(f"edgeddns: {e.message}", file=sys.stderr)
         return EXIT_USAGE
+    private_state_dir(state_dir, client=True)
+    sock = socket_path(state_dir)
     req = {"op": "trigger", "iface": args.iface, "action": args.action, "device": args.device}
     try:
         reply = request(sock, req, timeout=args.timeout)
@@ -522,12 +525,14 @@ def _fallback_update(args: "argparse.Namespace") -> int:
 
 
 def cmd_status(args: "argparse.Namespace") -> int:
-    from edgeddns.bootstrap import EXIT_FAILED, EXIT_USAGE
+    from edgeddns.bootstrap import EXIT_FAILED, EXIT_USAGE, private_state_dir
     from edgeddns.result import format_line as format_result
 
     path = _config_path(args)
     try:
-        sock = socket_path(state_dir_of(path))
+        state_dir = state_dir_of(path)
+        private_state_dir(state_dir, client=True)
+        sock = socket_path(state_dir)
         reply = request(sock, {"op": "status"}, timeout=getattr(args, "timeout", None) or 2.0)
     except ControlError as e:
         print(f"edgeddns: {e.message}", file=sys.stderr)

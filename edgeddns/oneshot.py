@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from edgeddns.bootstrap import EXIT_USAGE, load_config, setup_logging
+from edgeddns.bootstrap import EXIT_USAGE, load_config, private_state_dir, setup_logging
 from edgeddns.result import format_line
 
 
@@ -16,6 +16,7 @@ def cmd_update(args: argparse.Namespace) -> int:
     from edgeddns.state import StateStore
 
     cfg = load_config(args)
+    private_state_dir(cfg.agent.state_dir)
     log = setup_logging(args, cfg)
     names = args.record
     if names:

@@ -20,9 +20,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 
-from edgeddns.fileio import write_atomic
+from edgeddns.fileio import read_limited, write_atomic
 
 STATE_FILE = "state.json"
+MAX_STATE = 16 << 20
 VERSION = 2
 KNOWN_VERSIONS = (1, 2)
 
@@ -58,8 +59,8 @@ class StateStore:
 
     def _read(self) -> Dict[str, Dict[str, Any]]:
         try:
-            with open(self.path, encoding="utf-8") as f:
-                text = f.read()
+            # Not through a symlink; bounded, so a huge file cannot take the memory.
+            text = read_limited(self.path, MAX_STATE, follow=False).decode("utf-8")
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as e:

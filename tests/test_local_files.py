@@ -1,0 +1,168 @@
+"""Local files and users: a state dir another user can touch is refused, files in it are opened
+without following symlinks, temp files cannot be pre-planted, stale ones are removed at start."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import tempfile
+import time
+
+import pytest
+
+from edgeddns.fileio import write_atomic
+from tests.agentproc import HOSTS_CONFIG, AgentProc, read, wait_for
+from tests.conftest import run_cli, write_config
+
+NOBODY = 65534
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (chown to nobody)")
+
+
+@pytest.fixture
+def base():
+    """A world-traversable directory outside pytest's 0700 tree, like /tmp or /var/lib."""
+    d = tempfile.mkdtemp(prefix="edgeddns-sd-")
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def _config(tmp_path, state: str) -> str:
+    (tmp_path / "wan-ip").write_text("10.0.0.1\n")
+    return write_config(tmp_path, HOSTS_CONFIG.format(d=tmp_path, state=state))
+
+
+def _refused(p, state: str) -> None:
+    assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and state in lines[0] and "Traceback" not in p.stderr, p.stderr
+
+
+COMMANDS = [("update",), ("trigger", "--iface", "wan"), ("trigger", "--iface", "wan", "--fallback-update")]
+
+
+@needs_root
+@pytest.mark.parametrize("cmd", COMMANDS + [("run",)])
+def test_state_dir_of_another_user_is_refused(tmp_path, base, cmd):
+    """The attack: nobody pre-creates a world-writable state dir; root must not use it."""
+    state = os.path.join(base, "state")
+    os.mkdir(state)
+    os.chown(state, NOBODY, NOBODY)
+    os.chmod(state, 0o777)
+    cfg = _config(tmp_path, state)
+    p = run_cli(cmd[0], "-c", cfg, *cmd[1:], timeout=30)
+    _refused(p, state)
+    assert os.listdir(state) == []  # root created nothing in it
+    assert not (tmp_path / "hosts").exists()
+
+
+@needs_root
+def test_state_dir_owned_by_another_user_even_if_private_is_refused_for_the_agent(tmp_path, base):
+    state = os.path.join(base, "state")
+    os.mkdir(state, 0o700)
+    os.chown(state, NOBODY, NOBODY)
+    p = run_cli("update", "-c", _config(tmp_path, state))
+    _refused(p, state)
+    assert "owned by" in p.stderr
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o770, 0o702])
+def test_state_dir_writable_by_group_or_others_is_refused(tmp_path, base, mode):
+    state = os.path.join(base, "state")
+    os.mkdir(state)
+    os.chmod(state, mode)
+    p = run_cli("update", "-c", _config(tmp_path, state))
+    _refused(p, state)
+    assert "writable" in p.stderr
+
+
+def test_state_dir_that_is_a_symlink_is_refused(tmp_path, base):
+    real = os.path.join(base, "real")
+    os.mkdir(real, 0o700)
+    state = os.path.join(base, "state")
+    os.symlink(real, state)
+    p = run_cli("update", "-c", _config(tmp_path, state))
+    _refused(p, state)
+    assert "symlink" in p.stderr and os.listdir(real) == []
+
+
+def test_state_dir_under_a_world_writable_non_sticky_parent_is_refused(tmp_path, base):
+    parent = os.path.join(base, "open")
+    os.mkdir(parent)
+    os.chmod(parent, 0o777)  # anyone could rename the state dir away and put their own in its place
+    state = os.path.join(parent, "state")
+    p = run_cli("update", "-c", _config(tmp_path, state))
+    _refused(p, state)
+
+
+def test_state_dir_is_created_0700_even_with_umask_0(tmp_path, base):
+    state = os.path.join(base, "new", "state")
+    cfg = _config(tmp_path, state)
+    p = run_cli("update", "-c", cfg, prefix=["sh", "-c", 'umask 0; exec "$@"', "sh"])
+    assert p.returncode == 0, p.stderr
+    assert stat.S_IMODE(os.stat(state).st_mode) == 0o700
+    assert not stat.S_IMODE(os.stat(os.path.dirname(state)).st_mode) & 0o022
+
+
+def test_symlink_at_control_lock_is_not_followed(tmp_path, base):
+    """A symlink planted at control.lock must not make the agent create (or truncate) its target."""
+    state = os.path.join(base, "state")
+    os.mkdir(state, 0o700)
+    target = os.path.join(base, "created-by-the-agent")
+    os.symlink(target, os.path.join(state, "control.lock"))
+    a = AgentProc(_config(tmp_path, state))
+    try:
+        assert wait_for(lambda: "10.0.0.1 home.lan" in read(tmp_path / "hosts")), a.log
+        assert a.wait_log(lambda t: "cannot open the lock" in t and "symbolic link" in t), a.log
+    finally:
+        a.stop()
+    assert not os.path.lexists(target), a.log
+
+
+@needs_root
+def test_a_planted_temp_file_is_never_written_through(tmp_path, base):
+    """nobody pre-creates the temp name root would use: root's file must still end up root's."""
+    d = os.path.join(base, "shared")
+    os.mkdir(d)
+    os.chmod(d, 0o1777)  # like /tmp: anyone may create files
+    target = os.path.join(d, "hosts")
+    planted = [os.path.join(d, f".hosts.{os.getpid()}.tmp")]
+    for p in planted:
+        with open(p, "w"):
+            pass
+        os.chown(p, NOBODY, NOBODY)
+        os.chmod(p, 0o666)
+    write_atomic(target, "10.0.0.1 home.lan\n", 0o644)
+    st = os.stat(target)
+    assert st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o644
+    with open(target) as f:
+        assert f.read() == "10.0.0.1 home.lan\n"
+    for p in planted:
+        assert os.stat(p).st_uid == NOBODY and os.path.getsize(p) == 0
+
+
+def test_write_atomic_does_not_follow_a_symlink_at_its_temp_name(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    os.symlink(victim, tmp_path / f".out.{os.getpid()}.tmp")
+    write_atomic(str(tmp_path / "out"), "new\n")
+    assert victim.read_text() == "precious\n" and (tmp_path / "out").read_text() == "new\n"
+
+
+def test_stale_temp_files_are_removed_at_start(tmp_path, base):
+    state = os.path.join(base, "state")
+    os.mkdir(state, 0o700)
+    stale = [".state.json.12345.tmp", ".state.json.0123456789abcdef.tmp", ".dyndns2-hold.json.77.tmp"]
+    keep = ["state.json.bad", "notes.tmp"]
+    old = time.time() - 3600
+    for name in stale + keep:
+        path = os.path.join(state, name)
+        with open(path, "w") as f:
+            f.write("x")
+        os.utime(path, (old, old))
+    p = run_cli("update", "-c", _config(tmp_path, state))
+    assert p.returncode == 0, p.stderr
+    left = set(os.listdir(state))
+    assert not left & set(stale), left
+    assert set(keep) <= left
