@@ -109,3 +109,24 @@ def test_resolver_unit():
     mono.t += 3601
     z2.find("www.example.com")
     assert listed == [1, 1]
+
+
+def test_resolver_search_expires_and_is_forgotten():
+    mono = Mono()
+    asked = []
+    z = ZoneResolverFor(mono, asked)
+    assert z.find("nas.example.com") == ("example.com", "") and asked == ["nas.example.com"]
+    z.find("nas.example.com")
+    assert len(asked) == 1
+    mono.t += 3601
+    z.find("nas.example.com")
+    assert len(asked) == 2
+    z.forget()
+    z.find("nas.example.com")
+    assert len(asked) == 3
+
+
+def ZoneResolverFor(mono, asked):
+    from edgeddns.providers.zones import ZoneResolver
+
+    return ZoneResolver(monotonic=mono, search=lambda n: asked.append(n) or ("example.com", ""))

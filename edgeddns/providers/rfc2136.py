@@ -96,7 +96,9 @@ class Rfc2136Provider(Provider):
                             self.options.get("key_algorithm") or "hmac-sha256",
                             decode_secret(self.options["key_secret"].reveal()))
         self._ids = ids or (lambda: int.from_bytes(os.urandom(2), "big"))
-        self._zones: Dict[str, str] = {}
+        from edgeddns.providers.zones import ZoneResolver
+
+        self.zones = ZoneResolver(monotonic=ctx.monotonic, search=self._soa_zone)
         #: how many exchanges went over each transport (tests look at it)
         self.transport: Dict[str, int] = {"udp": 0, "tcp": 0}
 
@@ -115,9 +117,6 @@ class Rfc2136Provider(Provider):
     @property
     def host(self) -> str:
         return self.server_host
-
-    def forget_zones(self) -> None:
-        self._zones.clear()
 
     # -- transport ----------------------------------------------------------
 
@@ -235,17 +234,21 @@ class Rfc2136Provider(Provider):
         zone = record.zone or (self.options.get("zone") or "").rstrip(".").lower()
         if zone:
             return zone
-        if record.name not in self._zones:
-            msg, v = self.exchange(lambda i: dnsmsg.build_query(i, record.name, dnsmsg.TYPE_SOA))
-            if msg.rcode not in (0, 3) or v.error:
-                raise self._fail("SOA query", msg, v, update=False)
-            owners = [r.name for r in msg.answer + msg.authority if r.rtype == dnsmsg.TYPE_SOA]
-            found = next((o for o in owners if record.name == o or record.name.endswith("." + o)), None)
-            if found is None:
-                raise NotFoundError(f"{self.server_host}: no SOA for {record.name}: the server does not "
-                                    "serve its zone (set zone)")
-            self._zones[record.name] = found
-        return self._zones[record.name]
+        assert self.zones is not None
+        found = self.zones.find(record.name)
+        if found is None:
+            raise NotFoundError(f"{self.server_host}: no SOA for {record.name}: the server does not "
+                                "serve its zone (set zone)")
+        return found[0]
+
+    def _soa_zone(self, name: str) -> Optional[Tuple[str, str]]:
+        """The zone the server's SOA answer names for ``name``, or None."""
+        msg, v = self.exchange(lambda i: dnsmsg.build_query(i, name, dnsmsg.TYPE_SOA))
+        if msg.rcode not in (0, 3) or v.error:
+            raise self._fail("SOA query", msg, v, update=False)
+        owners = [r.name for r in msg.answer + msg.authority if r.rtype == dnsmsg.TYPE_SOA]
+        found = next((o for o in owners if name == o or name.endswith("." + o)), None)
+        return None if found is None else (found, "")
 
     def read(self, record: RecordConfig) -> Tuple[List[str], Optional[int]]:
         """The RRset's addresses and TTL, as the authoritative server holds them."""

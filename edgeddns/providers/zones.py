@@ -36,17 +36,21 @@ class ZoneResolver:
     returns one zone's id or None. A provider gives one or both: with a list, a
     record's zone is the longest owned suffix; with lookups only, candidates
     are asked longest first (a delegated sub-zone wins over its parent).
+    ``search(name)`` instead answers for one name directly (rfc2136 asks the
+    server for the SOA that covers it).
     """
 
     def __init__(self, *, monotonic: Callable[[], float],
                  list_zones: Optional[Callable[[], Dict[str, str]]] = None,
                  lookup: Optional[Callable[[str], Optional[str]]] = None,
+                 search: Optional[Callable[[str], Optional[Zone]]] = None,
                  ttl: float = ZONE_TTL):
-        if list_zones is None and lookup is None:
-            raise ValueError("a zone resolver needs list_zones or lookup")
+        if list_zones is None and lookup is None and search is None:
+            raise ValueError("a zone resolver needs list_zones, lookup or search")
         self.monotonic = monotonic
         self.list_zones = list_zones
         self.lookup = lookup
+        self.search = search
         self.ttl = ttl
         self._cache: Dict[Tuple[str, str], Tuple[float, Any]] = {}
 
@@ -75,6 +79,8 @@ class ZoneResolver:
         return self._get(("record", name), lambda: self._search(name))
 
     def _search(self, name: str) -> Optional[Zone]:
+        if self.search is not None:
+            return self.search(name)
         if self.list_zones is not None:
             owned = self.owned()
             z = longest_zone(name, owned)
