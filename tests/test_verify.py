@@ -144,3 +144,33 @@ def test_failed_reload_cmd_is_run_again_until_it_succeeds(tmp_path):
     p = run_cli("update", "-c", cfg, "--json")
     (r,) = json_results(p)
     assert r["status"] == "unchanged" and reloads.read_text().count("run") == 3
+
+
+def _delete_by_hand(fake, name: str, rtype: str) -> None:
+    """Remove the record the way a user in the web console would (each fake keeps records its own way)."""
+    if hasattr(fake, "rrsets"):  # Route 53
+        for sets in fake.rrsets.values():
+            sets.pop((name, rtype), None)
+    elif hasattr(fake, "recordsets"):  # Huawei Cloud
+        for rid in [k for k, rs in fake.recordsets.items() if rs["name"] == name + "." and rs["type"] == rtype]:
+            del fake.recordsets[rid]
+    else:  # DNSPod, Alidns
+        fake.records.clear()
+
+
+def test_verify_repairs_every_signed_provider(tmp_path, signed):
+    from tests.fakes.fixtures import signed_config
+
+    eng = engine(signed_config(tmp_path, signed))
+    try:
+        assert eng.run(UpdateRequest())[0].status == "updated"
+        _delete_by_hand(signed, "home.example.com", "A")
+        assert signed.values("home.example.com", "A") == []
+        assert eng.run(UpdateRequest())[0].status == "unchanged"
+        (r,) = eng.run(UpdateRequest(verify=True))
+        assert r.status == "updated" and r.extra.get("repaired") is True, (r.status, r.error)
+        assert signed.values("home.example.com", "A") == ["8.8.8.8"]
+        (r,) = eng.run(UpdateRequest(verify=True))
+        assert r.status == "unchanged" and r.extra.get("verified") is True
+    finally:
+        eng.close()
