@@ -245,7 +245,10 @@ class Engine:
         if retrying and getattr(provider, "WANTS_RETRYING", False):
             kwargs["retrying"] = True
         if provider.SIGNED:
-            self.clock.ensure(probe=getattr(provider, "probe_time", None))
+            # A provider whose time probe depends on the record (rfc2136 asks about the record's
+            # own zone: servers sign answers only for zones they serve) offers probe_for(record).
+            probe_for = getattr(provider, "probe_for", None)
+            self.clock.ensure(probe=probe_for(rec) if probe_for else getattr(provider, "probe_time", None))
         skew_retried = False
         attempt = 0
         while True:

@@ -261,3 +261,18 @@ key_secret = "{KEYS['ddns-key'][1]}"
                          env={"PYTHONPATH": ROOT, "PATH": "/usr/bin:/bin"}, timeout=30)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_no_ntp_the_servers_signed_time_sets_the_clock(dns_server, tmp_path, faketime):  # noqa: F811
+    from tests.clockfix import free_udp_port
+
+    srv = dns_server
+    name = f"tsigtime-{srv.kind}.example.com"
+    env = dict(faketime.env("-3h"), EDGEDDNS_IGNORE_SYNC_EVIDENCE="1")
+    dead = f"127.0.0.1:{free_udp_port()}"
+    cfg = config(tmp_path, srv, rec(name), clock=f'mode = "auto"\nntp_servers = ["{dead}"]\ntimeout = 0.5')
+    r = update(cfg, env=env)
+    assert r["status"] == "updated", r
+    # The time came from the server's TSIG-verified answer to one SOA query (its BADTIME other data).
+    assert r["clock"]["source"].endswith(":127.0.0.1") and abs(r["clock"]["offset"] - 3 * 3600) < 3, r["clock"]
+    assert srv.values(name) == [V4]

@@ -273,11 +273,19 @@ class Rfc2136Provider(Provider):
             raise self._fail("update", msg, v, update=True)
         return "updated"
 
-    def probe_time(self) -> None:
-        """One signed SOA query when no NTP answered: a verified answer carries the server's time."""
+    def probe_for(self, record: RecordConfig) -> Callable[[], None]:
+        return lambda: self.probe_time(record.name)
+
+    def probe_time(self, name: Optional[str] = None) -> None:
+        """One signed SOA query when no NTP answered: a verified answer carries the server's time.
+
+        It asks about the record's name (or the zone): servers sign answers only for zones
+        they serve (Knot answers REFUSED, unsigned, for others). A BADTIME answer carries
+        the server's clock in its other data; any other signed answer in its time signed.
+        """
         import time
 
-        zone = (self.options.get("zone") or ".").rstrip(".") or "."
+        zone = name or (self.options.get("zone") or ".").rstrip(".") or "."
         start = time.monotonic()
         msg, v = self.exchange(lambda i: dnsmsg.build_query(i, zone, dnsmsg.TYPE_SOA), check_time=False)
         if v.signed:
