@@ -166,3 +166,85 @@ def test_stale_temp_files_are_removed_at_start(tmp_path, base):
     left = set(os.listdir(state))
     assert not left & set(stale), left
     assert set(keep) <= left
+
+
+# ---- the OpenWrt ntp hook (busybox ash) ---------------------------------------------------------
+
+HOOK = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                    "openwrt", "files", "etc", "hotplug.d", "ntp", "25-edgeddns")
+
+
+def _hook(tmp_path, state: str, pre: str = "", path: str = "/usr/bin:/bin") -> None:
+    """Run the hook under busybox ash as busybox ntpd would; ``pre`` runs first in the same pid."""
+    import subprocess
+
+    ash = shutil.which("busybox")
+    if ash is None:
+        pytest.skip("busybox is not installed")
+    boot = tmp_path / "boot_id"
+    boot.write_text("boot-1\n")
+    env = {"PATH": path, "EDGEDDNS_STATE_DIR": state, "EDGEDDNS_HOTPLUG_CONF": "/nonexistent",
+           "EDGEDDNS_BOOT_ID_FILE": str(boot), "EDGEDDNS_BIN": "/bin/false", "ACTION": "stratum",
+           "stratum": "2"}
+    # exec keeps the pid, so ``pre`` can plant files at the names a pid-named temp file would use.
+    p = subprocess.run([ash, "ash", "-c", pre + f'\nexec {ash} ash "$0"', HOOK], env=env,
+                       capture_output=True, text=True, timeout=10)
+    assert p.returncode == 0, p.stderr
+
+
+def test_ntp_hook_creates_its_state_dir_0700(tmp_path, base):
+    state = os.path.join(base, "run", "edgeddns")
+    _hook(tmp_path, state)
+    assert stat.S_IMODE(os.stat(state).st_mode) == 0o700
+    assert "sync=1" in read(os.path.join(state, "ntpd.sync"))
+
+
+def _without_mktemp(tmp_path) -> str:
+    """A PATH with the tools the hook needs but no mktemp (the fallback: noclobber)."""
+    d = tmp_path / "nomktemp"
+    d.mkdir()
+    for tool in ("ls", "mkdir", "mv", "chmod", "rm", "ln", "cat"):
+        os.symlink(shutil.which(tool), d / tool)
+    return str(d)
+
+
+@pytest.mark.parametrize("with_mktemp", [True, False])
+def test_ntp_hook_does_not_write_through_a_planted_symlink(tmp_path, base, with_mktemp):
+    state = os.path.join(base, "state")
+    os.mkdir(state, 0o700)
+    victim = os.path.join(base, "victim")
+    with open(victim, "w") as f:
+        f.write("precious\n")
+    path = "/usr/bin:/bin" if with_mktemp else _without_mktemp(tmp_path)
+    _hook(tmp_path, state, pre=f'ln -s {victim} "{state}/ntpd.sync.$$"', path=path)
+    assert read(victim) == "precious\n"
+    if with_mktemp:
+        assert "sync=1" in read(os.path.join(state, "ntpd.sync"))
+
+
+@pytest.mark.parametrize("kind", ["nobody", "world-writable", "symlink"])
+def test_ntp_hook_writes_nothing_into_a_hostile_state_dir(tmp_path, base, kind):
+    state = os.path.join(base, "state")
+    real = state
+    if kind == "symlink":
+        real = os.path.join(base, "real")
+        os.mkdir(real, 0o700)
+        os.symlink(real, state)
+    else:
+        os.mkdir(state)
+        os.chmod(state, 0o777)
+        if kind == "nobody":
+            if os.geteuid() != 0:
+                pytest.skip("needs root")
+            os.chown(state, NOBODY, NOBODY)
+    _hook(tmp_path, state)
+    assert os.listdir(real) == []
+
+
+def test_ntp_hook_is_shellcheck_clean():
+    import subprocess
+
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed")
+    p = subprocess.run(["shellcheck", "-s", "sh", HOOK], capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout
