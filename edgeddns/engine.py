@@ -9,6 +9,7 @@ gets one resync-and-retry through the clock.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
@@ -24,6 +25,7 @@ from edgeddns.errors import (
 )
 from edgeddns.result import FAILED, SKIPPED, UNCHANGED, UPDATED, Result
 
+log = logging.getLogger("edgeddns")
 if TYPE_CHECKING:
     import random
 
@@ -249,9 +251,12 @@ class Engine:
             # own zone: servers sign answers only for zones they serve) offers probe_for(record).
             probe_for = getattr(provider, "probe_for", None)
             self.clock.ensure(probe=probe_for(rec) if probe_for else getattr(provider, "probe_time", None))
+        from edgeddns.trace import ATTEMPT
+
         skew_retried = False
         attempt = 0
         while True:
+            token = ATTEMPT.set(attempt + 1)  # for the HTTP layer's debug line
             try:
                 status = provider.ensure(rec, address, **kwargs)
                 if attempt:
@@ -268,7 +273,12 @@ class Engine:
                 attempt += 1
                 if not e.retryable or attempt >= self.retry.attempts:
                     raise
-                self.sleep(self.retry.delay(attempt - 1, self.rng, e.retry_after))
+                delay = self.retry.delay(attempt - 1, self.rng, e.retry_after)
+                log.debug("%s %s via %s: [%s] on attempt %d; trying again in %.1f s", rec.name, rec.type,
+                          rec.provider, e.code, attempt, delay)
+                self.sleep(delay)
+            finally:
+                ATTEMPT.reset(token)
 
     @property
     def rng(self) -> "random.Random":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import json as _json
+import logging
 import threading
 import time
 import zlib
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from edgeddns.clock import Clock
 
 MAX_BODY = 1 << 20
+log = logging.getLogger("edgeddns")
 
 
 @dataclass
@@ -133,31 +135,40 @@ class HttpClient:
         from urllib3.exceptions import HTTPError as Urllib3Error
 
         req = self._requests
-        host = urlsplit(url).hostname or "?"
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
         budget = timeout or self.timeout
         start = self.monotonic()
-        with Deadline(budget) as deadline:
-            self._local.deadline = deadline
-            try:
-                resp = self.session.request(method, url, params=params, data=data, json=json, headers=headers,
-                                            auth=auth, timeout=budget, stream=True, allow_redirects=False)
+        outcome = "no answer"
+        try:
+            with Deadline(budget) as deadline:
+                self._local.deadline = deadline
                 try:
-                    body = _read_body(resp, host)
+                    resp = self.session.request(method, url, params=params, data=data, json=json, headers=headers,
+                                                auth=auth, timeout=budget, stream=True, allow_redirects=False)
+                    try:
+                        body = _read_body(resp, host)
+                    finally:
+                        deadline.cancel()  # before the connection goes back to the pool
+                        resp.close()
+                except req.exceptions.SSLError as e:
+                    if deadline.expired:
+                        raise NetworkError(f"{host}: timed out after {budget:g} s") from None
+                    raise TlsError(f"TLS to {host} failed: {_reason(e)}") from None
+                except req.exceptions.Timeout:
+                    raise NetworkError(f"{host}: timed out after {budget:g} s") from None
+                except (req.exceptions.RequestException, Urllib3Error, OSError) as e:
+                    if deadline.expired:
+                        raise NetworkError(f"{host}: timed out after {budget:g} s") from None
+                    raise NetworkError(f"{host}: {_reason(e)}") from None
                 finally:
-                    deadline.cancel()  # before the connection goes back to the pool
-                    resp.close()
-            except req.exceptions.SSLError as e:
-                if deadline.expired:
-                    raise NetworkError(f"{host}: timed out after {budget:g} s") from None
-                raise TlsError(f"TLS to {host} failed: {_reason(e)}") from None
-            except req.exceptions.Timeout:
-                raise NetworkError(f"{host}: timed out after {budget:g} s") from None
-            except (req.exceptions.RequestException, Urllib3Error, OSError) as e:
-                if deadline.expired:
-                    raise NetworkError(f"{host}: timed out after {budget:g} s") from None
-                raise NetworkError(f"{host}: {_reason(e)}") from None
-            finally:
-                self._local.deadline = None
+                    self._local.deadline = None
+            outcome = str(resp.status_code)
+        except ProviderError as e:
+            outcome = f"[{e.code}]"
+            raise
+        finally:
+            _trace(method, host, parts.path or "/", outcome, self.monotonic() - start)
         elapsed = self.monotonic() - start
         out = HttpResponse(resp.status_code, resp.headers, body, resp.url, elapsed)
         server_time = out.server_time()
@@ -169,6 +180,15 @@ class HttpClient:
 
     def close(self) -> None:
         self.session.close()
+
+
+def _trace(method: str, host: str, path: str, outcome: str, elapsed: float) -> None:
+    """One debug line per HTTP call. No query string (DuckDNS puts its token there), no headers."""
+    if log.isEnabledFor(logging.DEBUG):
+        from edgeddns.trace import ATTEMPT
+
+        log.debug("http %s %s%s -> %s in %.0f ms (attempt %d)", method, host, path, outcome, elapsed * 1000,
+                  ATTEMPT.get())
 
 
 def _read_body(resp: Any, host: str) -> bytes:

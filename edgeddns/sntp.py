@@ -9,6 +9,7 @@ them as its origin timestamp, which stops stale duplicates and off-path spoofing
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import struct
@@ -224,12 +225,15 @@ class SntpClient:
         outcomes = [Outcome(s) for s in servers]
 
         def ask(o: Outcome) -> None:
+            start = self.monotonic()
             try:
                 o.sample = self.query(o.server)
             except NtpError as e:
                 o.error = str(e)
             except Exception as e:  # never let one server's surprise kill the measurement
                 o.error = f"{e.__class__.__name__}: {e}"
+            now = self.monotonic()
+            _trace(o, now - start, now)
 
         threads = [threading.Thread(target=ask, args=(o,), daemon=True) for o in outcomes]
         for t in threads:
@@ -251,6 +255,22 @@ class SntpClient:
             c = m.chosen
             m.agreeing = sum(1 for s in good if abs(s.base - c.base) <= AGREE + (s.delay + c.delay) / 2)
         return m
+
+
+def _trace(o: Outcome, elapsed: float, now_mono: float) -> None:
+    """One debug line per NTP query."""
+    log = logging.getLogger("edgeddns")
+    if not log.isEnabledFor(logging.DEBUG):
+        return
+    if o.sample is not None:
+        import time
+
+        # The offset from this host's wall clock, as of the answer (for the reader, not for use).
+        offset = o.sample.base - (time.time() - now_mono)
+        log.debug("ntp %s -> stratum %d, offset %+.3f s, delay %.1f ms (%.0f ms)", o.server, o.sample.stratum,
+                  offset, o.sample.delay * 1000, elapsed * 1000)
+    else:
+        log.debug("ntp %s -> %s (%.0f ms)", o.server, o.error, elapsed * 1000)
 
 
 def choose(samples: Sequence[Optional[Sample]]) -> Tuple[Optional[Sample], Optional[str]]:
