@@ -93,7 +93,7 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def agent_conf(work: str, i: int, broker: int, dyn: FakeDyndns2) -> str:
+def agent_conf(work: str, i: int, broker: int, dyn: FakeDyndns2, discovery: str) -> str:
     d = os.path.join(work, f"n{i}")
     os.makedirs(d)
     path = os.path.join(d, "config.toml")
@@ -105,6 +105,7 @@ state_dir = "{d}/state"
 [mqtt]
 host = "127.0.0.1"
 port = {broker}
+discovery = "{discovery}"
 
 [ip]
 ipv4 = ["static:93.184.{i // 250}.{i % 250 + 1}"]
@@ -131,12 +132,13 @@ def run(args: argparse.Namespace, py: str) -> dict:
     dyn = FakeDyndns2(USER, PASSWORD, {f"n{i}.example.com" for i in range(args.agents)}).start()
     mon = Monitor(broker.port)
     procs: List[subprocess.Popen] = []
-    rep: dict = {"agents": args.agents, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    rep: dict = {"agents": args.agents, "discovery": args.discovery,
+                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                  "machine": f"{os.cpu_count()} cores", "broadcasts": [], "births": []}
     try:
         t0 = time.monotonic()
         for i in range(args.agents):
-            procs.append(subprocess.Popen([edge, "run", "-c", agent_conf(work, i, broker.port, dyn)],
+            procs.append(subprocess.Popen([edge, "run", "-c", agent_conf(work, i, broker.port, dyn, args.discovery)],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         deadline = time.monotonic() + 60 + args.agents
         while time.monotonic() < deadline:
@@ -191,8 +193,9 @@ def run(args: argparse.Namespace, py: str) -> dict:
         rep["idle_cpu_s_per_min_all_agents"] = round((sum(cpu_s(p.pid) for p in procs) - c0) * 60 / args.idle, 3)
         rss = [proc_status(p.pid, "VmRSS") for p in procs]
         rep["rss_mib_median"] = round(sorted(rss)[len(rss) // 2] / 1024, 1)
-        retained = [t for t, topic, _ in mon.msgs if topic.startswith("homeassistant/") and topic.endswith("/config")]
-        rep["discovery_topics"] = len(set(retained))
+        retained = {topic for _, topic, p in mon.msgs if topic.startswith("homeassistant/")
+                    and topic.endswith("/config") and p}
+        rep["discovery_topics"] = len(retained)
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
@@ -209,7 +212,8 @@ def run(args: argparse.Namespace, py: str) -> dict:
 
 def render(rep: dict) -> str:
     n = rep["agents"]
-    lines = [f"{n} agents on one Mosquitto, {rep['machine']}, {rep['date']}; agents started in {rep.get('start_s')} s.",
+    lines = [f"{n} agents on one Mosquitto (discovery {rep.get('discovery', 'full')}), {rep['machine']}, "
+             f"{rep['date']}; agents started in {rep.get('start_s')} s.",
              "", "| broadcast | answers | results | publishes per agent | peak publishes/s | peak provider calls/s "
              "| all answers in | all results in |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for b in rep["broadcasts"]:
@@ -232,6 +236,7 @@ def main() -> int:
     ap.add_argument("--birth-wait", type=float, default=15.0, help="seconds to collect discovery after a birth")
     ap.add_argument("--spread", type=float, default=None, help="the broadcast's spread (default: the agents')")
     ap.add_argument("--idle", type=float, default=30.0)
+    ap.add_argument("--discovery", default="full", choices=("full", "minimal", "off"))
     ap.add_argument("--out", default=os.path.join(BENCH, "results", "fleet.json"))
     ap.add_argument("--render", metavar="JSON")
     args = ap.parse_args()

@@ -1,7 +1,8 @@
 """Home Assistant MQTT discovery payloads.
 
 One device per agent; per record an address sensor and a problem
-binary_sensor; an "update now" button; the clock offset. Every entity reads
+binary_sensor; an "update now" button; the clock offset. ``discovery =
+"minimal"`` keeps only the address sensors (a fleet pays per retained topic). Every entity reads
 the retained state topic and follows the availability topic, so Home
 Assistant shows the agent as unavailable when its last will fires.
 """
@@ -66,8 +67,8 @@ def object_ids(records: "List[RecordConfig]") -> Dict[str, str]:
     return out
 
 
-def messages(config: "Config", topics: Dict[str, str]) -> List[Tuple[str, Dict[str, Any]]]:
-    """(topic, payload) for every entity of this agent; published retained."""
+def messages(config: "Config", topics: Dict[str, str], mode: str = "full") -> List[Tuple[str, Dict[str, Any]]]:
+    """(topic, payload) for every entity of this agent in ``mode``; published retained."""
     m = config.mqtt
     assert m is not None
     node = config.agent.node_id
@@ -97,12 +98,16 @@ def messages(config: "Config", topics: Dict[str, str]) -> List[Tuple[str, Dict[s
             "json_attributes_topic": topics["state"],
             "json_attributes_template": _match(rec) + "{{ r | tojson }}{% endfor %}",
         })
+        if mode == "minimal":
+            continue
         add("binary_sensor", f"{obj}_problem", {
             "name": f"{label} problem", "device_class": "problem", "state_topic": topics["state"],
             "value_template": _match(rec) + "{{ 'ON' if r.status in ('failed', 'skipped') else 'OFF' }}"
                                             "{% endfor %}",
             "entity_category": "diagnostic",
         })
+    if mode == "minimal":
+        return out
     add("button", "update_now", {
         "name": "Update DNS now", "icon": "mdi:refresh", "command_topic": topics["cmd"] + "/update",
         # No id: a button sends the same payload every time, and ids are deduplicated.

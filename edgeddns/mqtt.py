@@ -50,10 +50,11 @@ class MqttBridge:
         self.topics = topics_for(self.m.topic_prefix, self.node, self.m.discovery_prefix)
         self.client_id = self.m.client_id or f"edgeddns-{self.node}"
         self.agent: Optional["Agent"] = None
-        self.outbox = Outbox(config, self.topics, self.node, self._agent_config)
+        rng = rng or random.Random()
+        self.outbox = Outbox(config, self.topics, self.node, self._agent_config, rng)
         self.inbox = Inbox(self.outbox, self.topics, self.node)
         self.link = Link(self.m, self.client_id, self.topics, self.outbox, self.inbox,
-                         rng=rng or random.Random(), monotonic=monotonic)
+                         rng=rng, monotonic=monotonic)
 
     def _agent_config(self) -> Optional["Config"]:
         return None if self.agent is None else self.agent.config

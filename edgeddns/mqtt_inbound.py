@@ -91,7 +91,7 @@ class Inbox:
         topic = msg.topic
         if topic == self.topics["ha_status"]:
             if msg.payload.strip() == b"online":
-                self.out.republish()
+                self.out.republish_later()
             return
         for base in (self.topics["cmd"], self.topics["all"]):
             if topic.startswith(base + "/"):

@@ -91,6 +91,7 @@ class Link:
     def stop(self) -> None:
         self._stop.set()
         self.inbox.cancel_probe()
+        self.out.cancel()
         self.out.offline(3.0)
         client = self.out.client
         if client is not None:
@@ -252,7 +253,7 @@ class Link:
         log.info("connected to MQTT broker %s:%d as %s (MQTT %s)", self.m.host, self.m.port, self.client_id,
                  "5" if self._protocol == 5 else "3.1.1")
         subs = [self.topics["cmd"] + "/#", self.topics["all"] + "/#"]
-        if self.m.discovery:
+        if self.m.discovery != "off":
             subs.append(self.topics["ha_status"])
         result, mid = client.subscribe([(t, self._sub_options()) for t in subs])
         if mid is not None:

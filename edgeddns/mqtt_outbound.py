@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 import threading
 import time
@@ -36,7 +37,7 @@ class Outbox:
     """Everything the agent publishes; thread-safe (worker, paho's thread, helpers)."""
 
     def __init__(self, config: "Config", topics: Dict[str, str], node: str,
-                 config_now: Callable[[], Optional["Config"]]):
+                 config_now: Callable[[], Optional["Config"]], rng: Optional[random.Random] = None):
         assert config.mqtt is not None
         self.m = config.mqtt
         self.topics = topics
@@ -54,6 +55,9 @@ class Outbox:
         self._discovered: Dict[str, str] = {}  # discovery topic -> payload last published
         self._inflight: Dict[int, str] = {}  # mid -> topic, to name a refused publish
         self._refused_topics: set = set()
+        self._rng = rng or random.Random()
+        self._republish_timer: Optional[threading.Timer] = None
+        self._cleaned = False  # entities of a larger discovery mode removed once per start
 
     # ---- the connection's side --------------------------------------------------
     def connected_now(self, state: Callable[[], Dict[str, Any]]) -> None:
@@ -74,9 +78,30 @@ class Outbox:
                          f" ({self.dropped} older ones were dropped: queue_size)" if self.dropped else "")
             self.dropped = 0
 
+    def republish_later(self) -> None:
+        """Home Assistant announced itself: republish within ``discovery_spread`` seconds.
+
+        Every agent of a fleet hears the same birth message; a random delay
+        spreads their republishing instead of sending it all in one burst.
+        """
+        with self.lock:
+            if self._republish_timer is not None:
+                self._republish_timer.cancel()
+            t = threading.Timer(self._rng.uniform(0.0, self.m.discovery_spread), self.republish)
+            t.daemon = True
+            self._republish_timer = t
+        t.start()
+
+    def cancel(self) -> None:
+        with self.lock:
+            if self._republish_timer is not None:
+                self._republish_timer.cancel()
+
     def republish(self) -> None:
         """Home Assistant restarted: it forgot us unless retained."""
         with self.lock:
+            if not self.connected:
+                return
             self.publish_discovery(force=True)
             if self.last_state is not None:
                 self.send(self.topics["state"], self.encode(self.last_state), self.m.qos, True)
@@ -127,12 +152,20 @@ class Outbox:
     def publish_discovery(self, force: bool = False) -> None:
         """Retained discovery configs; after a reload, new records appear and removed ones are cleared."""
         cfg = self._config_now()
-        if not self.m.discovery or cfg is None:
+        if cfg is None:
             return
         from edgeddns.discovery import messages
 
-        current = {t: json.dumps(p, separators=(",", ":")) for t, p in messages(cfg, self.topics)}
-        for topic in set(self._discovered) - set(current):
+        mode = self.m.discovery
+        current = {} if mode == "off" else {t: json.dumps(p, separators=(",", ":"))
+                                            for t, p in messages(cfg, self.topics, mode)}
+        stale = set(self._discovered) - set(current)
+        if not self._cleaned and mode != "full":
+            # Entities a larger mode published before (a config changed from "full") stay retained
+            # at the broker until cleared: once per start, not on every reconnect.
+            stale |= {t for t, _ in messages(cfg, self.topics, "full")} - set(current)
+            self._cleaned = True
+        for topic in stale:
             self.send(topic, b"", 1, True)  # an empty retained config removes the entity
         for topic, payload in current.items():
             if force or self._discovered.get(topic) != payload:

@@ -181,3 +181,89 @@ def test_fleet_update_across_a_bridge(tmp_path, bridge_protocol):
             a.stop()
         far.stop()
         near.stop()
+
+
+# ---- a leaner retained footprint, and a spread republish -------------------------------------------
+
+def _retained(port: int, prefix: str = "homeassistant/#", wait: float = 1.5) -> dict:
+    """Every retained message under ``prefix`` right now: topic -> payload."""
+    import threading
+    import time
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    got: dict = {}
+    ready = threading.Event()
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    c.username_pw_set("ctl", CTL_PW)
+    c.on_connect = lambda cl, u, f, rc, p: cl.subscribe(prefix, 1)
+    c.on_subscribe = lambda *a: ready.set()
+    c.on_message = lambda cl, u, m: got.__setitem__(m.topic, bytes(m.payload)) if m.retain else None
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    assert ready.wait(10)
+    time.sleep(wait)
+    c.disconnect()
+    c.loop_stop()
+    return {t: p for t, p in got.items() if p}
+
+
+def test_discovery_modes_and_leftovers_cleared(tmp_path):
+    broker = Mosquitto(str(tmp_path / "mqtt"), users={"ctl": CTL_PW, "f1": AGENT_PW}, acl=ACL).start()
+    cfg = agent_config(tmp_path, "f1", broker.port)
+    full = open(cfg).read()
+    try:
+        a = AgentProc(cfg)
+        assert wait_for(lambda: len(_retained(broker.port, wait=0.3)) == 4, 20), a.log
+        a.stop()
+        with open(cfg, "w") as f:
+            f.write(full.replace(f'password = "{AGENT_PW}"', f'password = "{AGENT_PW}"\ndiscovery = "minimal"'))
+        a = AgentProc(cfg)
+        # The entities "full" added are removed at the broker; one address sensor per record stays.
+        assert wait_for(lambda: list(_retained(broker.port, wait=0.3)) == [
+            "homeassistant/sensor/f1/f1_example_com_a/config"], 20), (_retained(broker.port), a.log)
+        a.stop()
+        with open(cfg, "w") as f:
+            f.write(full.replace(f'password = "{AGENT_PW}"', f'password = "{AGENT_PW}"\ndiscovery = "off"'))
+        a = AgentProc(cfg)
+        assert wait_for(lambda: _retained(broker.port, wait=0.3) == {}, 20), a.log
+        assert wait_for(lambda: b"online" in _retained(broker.port, "edgeddns/f1/availability", 0.3).get(
+            "edgeddns/f1/availability", b""), 20)
+        a.stop()
+    finally:
+        broker.stop()
+
+
+def test_discovery_mode_config_errors(tmp_path):
+    from tests.conftest import run_cli
+
+    cfg = agent_config(tmp_path, "f1", 1883)
+    text = open(cfg).read()
+    for bad, key in (('discovery = "some"', "mqtt.discovery"), ("discovery_spread = -1", "mqtt.discovery_spread"),
+                     ("discovery_spread = 1e9", "mqtt.discovery_spread")):
+        with open(cfg, "w") as f:
+            f.write(text.replace(f'password = "{AGENT_PW}"', f'password = "{AGENT_PW}"\n{bad}'))
+        p = run_cli("check-config", "-c", cfg)
+        assert p.returncode == 2 and key in p.stderr and "Traceback" not in p.stderr, p.stderr
+    with open(cfg, "w") as f:
+        f.write(text.replace(f'password = "{AGENT_PW}"', f'password = "{AGENT_PW}"\ndiscovery = false'))
+    assert run_cli("check-config", "-c", cfg).returncode == 0
+
+
+def test_birth_republish_waits_a_random_part_of_discovery_spread(tmp_path):
+    """Every agent of a fleet hears one birth message: each republishes after its own random delay."""
+    import random
+
+    from edgeddns.config import load
+    from edgeddns.mqtt_outbound import Outbox
+
+    cfg = load(agent_config(tmp_path, "f1", 1883))
+    out = Outbox(cfg, {"availability": "a", "state": "s"}, "f1", lambda: cfg, random.Random(5))
+    expected = random.Random(5).uniform(0.0, cfg.mqtt.discovery_spread)
+    out.republish_later()
+    try:
+        assert out._republish_timer is not None and out._republish_timer.interval == expected
+        assert 0 < expected <= 10.0
+    finally:
+        out.cancel()

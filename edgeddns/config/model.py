@@ -59,7 +59,8 @@ class MqttConfig:
     topic_prefix: str = "edgeddns"
     qos: int = 1
     accept_ip: bool = False
-    discovery: bool = True
+    discovery: str = "full"  # "full", "minimal" (one address sensor per record) or "off"
+    discovery_spread: float = 10.0  # seconds: the republish after a Home Assistant birth starts within
     discovery_prefix: str = "homeassistant"
     protocol: str = "auto"  # auto (MQTT 5, falling back to 3.1.1) | 5 | 3.1.1
     max_payload: int = 4096

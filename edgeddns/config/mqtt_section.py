@@ -8,8 +8,8 @@ from edgeddns.config.model import MqttConfig
 from edgeddns.config.reader import Reader
 
 _FIELDS = {"host", "port", "tls", "ca_file", "username", "password", "password_file", "client_id",
-           "keepalive", "topic_prefix", "qos", "accept_ip", "discovery", "discovery_prefix", "protocol",
-           "max_payload", "queue_size"}
+           "keepalive", "topic_prefix", "qos", "accept_ip", "discovery", "discovery_prefix", "discovery_spread",
+           "protocol", "max_payload", "queue_size"}
 
 
 def mqtt_section(rd: Reader, data: Dict[str, Any]) -> MqttConfig:
@@ -46,7 +46,28 @@ def mqtt_section(rd: Reader, data: Dict[str, Any]) -> MqttConfig:
         client_id=rd.get(m, "mqtt", "client_id", str),
         keepalive=keepalive, topic_prefix=prefix, qos=qos,
         accept_ip=rd.get(m, "mqtt", "accept_ip", bool, False),
-        discovery=rd.get(m, "mqtt", "discovery", bool, True),
+        discovery=_discovery(rd, m),
+        discovery_spread=_seconds(rd, m, "discovery_spread", 10.0),
         discovery_prefix=rd.get(m, "mqtt", "discovery_prefix", str, "homeassistant"),
         protocol=protocol, max_payload=max_payload, queue_size=queue_size,
     )
+
+
+DISCOVERY_MODES = ("full", "minimal", "off")
+
+
+def _discovery(rd: Reader, m: Dict[str, Any]) -> str:
+    """``"full"``, ``"minimal"`` or ``"off"``; ``true``/``false`` (the older spelling) mean full/off."""
+    v = m.get("discovery", "full")
+    if isinstance(v, bool):
+        return "full" if v else "off"
+    if v not in DISCOVERY_MODES:
+        raise rd.fail("mqtt.discovery", f'must be one of "full", "minimal", "off" (or true/false), not {v!r}')
+    return v
+
+
+def _seconds(rd: Reader, m: Dict[str, Any], key: str, default: float) -> float:
+    v = m.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 3600:
+        raise rd.fail(f"mqtt.{key}", "must be a number of seconds from 0 to 3600")
+    return float(v)
