@@ -23,14 +23,15 @@ script sees it and leaves the event to the agent.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import shutil
-import subprocess
+import signal
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Set
+from typing import IO, TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Set
 
 if TYPE_CHECKING:
     from edgeddns.config import Config
@@ -45,6 +46,71 @@ SETTLE = 0.3  # a child alive after this long has subscribed (a failed one exits
 MAX_LINE = 256 * 1024  # one notification; netifd's are a few kB
 # What makes a notification worth a check: the rest (uptime, routes, dns) moves no address.
 ADDRESS_KEYS = ("up", "ipv4-address", "ipv6-address", "ipv6-prefix", "ipv6-prefix-assignment")
+
+
+class Child:
+    """The ``ubus subscribe`` process, spawned with a clean slate.
+
+    The agent blocks SIGTERM, SIGINT and SIGHUP in every thread, and a blocked
+    mask survives ``exec``: a child spawned by ``subprocess`` would ignore our
+    SIGTERM and outlive the agent. ``posix_spawn`` resets the mask and the
+    dispositions, and a new session keeps a terminal's Ctrl-C for the agent.
+    """
+
+    RESET = tuple(x for x in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGQUIT)
+                  if x is not None)
+
+    def __init__(self, argv: Sequence[str]):
+        r, w = os.pipe()
+        actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                   (os.POSIX_SPAWN_DUP2, w, 1),
+                   (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
+                   (os.POSIX_SPAWN_CLOSE, r)]
+        try:
+            self.pid = os.posix_spawnp(argv[0], list(argv), os.environ, file_actions=actions, setsigmask=(),
+                                       setsigdef=self.RESET, setsid=True)
+        except BaseException:
+            os.close(r)
+            os.close(w)
+            raise
+        os.close(w)
+        self.stdout: IO[str] = os.fdopen(r, "r", encoding="utf-8", errors="replace")
+        self.returncode: Optional[int] = None
+
+    def poll(self) -> Optional[int]:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                self.returncode = -1
+                return self.returncode
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: Optional[float] = None) -> Optional[int]:
+        """The exit status, or None if it still runs after ``timeout`` seconds."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if end is not None and time.monotonic() >= end:
+                return None
+            if end is None:
+                try:
+                    _, status = os.waitpid(self.pid, 0)
+                    self.returncode = os.waitstatus_to_exitcode(status)
+                except ChildProcessError:
+                    self.returncode = -1
+            else:
+                time.sleep(0.01)
+        return self.returncode
+
+    def terminate(self) -> None:
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, signal.SIGTERM)
+            except OSError as e:
+                if e.errno != errno.ESRCH:
+                    raise
 
 
 def ubus_names(config: "Config") -> Set[str]:
@@ -96,7 +162,7 @@ class UbusSource:
         self._last: Dict[str, str] = {}  # interface -> address_key of its last notification
         self._stopping = threading.Event()
         self._lock = threading.Lock()
-        self._child: Optional[subprocess.Popen] = None
+        self._child: Optional[Child] = None
         self._thread: Optional[threading.Thread] = None
 
     @staticmethod
@@ -144,8 +210,7 @@ class UbusSource:
     def _subscribe(self, resubscribed: bool) -> bool:
         """Run one subscription child until it exits; False if it never got going."""
         try:
-            child = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, close_fds=True, text=True, bufsize=1)
+            child = Child(self.argv)
         except OSError as e:
             log.error("ubus: cannot run %s: %s", self.argv[0], e.strerror or e)
             return False
@@ -154,15 +219,11 @@ class UbusSource:
         if self._stopping.is_set():
             child.terminate()
         self.subscriptions += 1
-        try:
-            # ubus prints nothing to confirm a subscription, but fails at once
-            # when it cannot subscribe (no ubusd, no netifd object): a child
-            # still there after a moment is subscribed. What netifd notifies
-            # meanwhile waits in the pipe.
-            child.wait(self.settle)
-        except subprocess.TimeoutExpired:
-            pass
-        assert child.stdout is not None
+        # ubus prints nothing to confirm a subscription, but fails at once
+        # when it cannot subscribe (no ubusd, no netifd object): a child
+        # still there after a moment is subscribed. What netifd notifies
+        # meanwhile waits in the pipe.
+        child.wait(self.settle)
         if child.poll() is not None:
             child.stdout.close()
             log.debug("ubus: subscribing failed (status %s)", child.returncode)
@@ -186,7 +247,10 @@ class UbusSource:
             child.stdout.close()
             if child.poll() is None:
                 child.terminate()
-            code = child.wait()
+            code = child.wait(5)
+            if code is None:  # deaf to SIGTERM: it must not outlive us
+                os.kill(child.pid, signal.SIGKILL)
+                code = child.wait()
             log.debug("ubus: subscription child exited with status %s", code)
         return True
 

@@ -236,3 +236,40 @@ def test_a_failed_subscription_is_retried_without_checks_or_marker(tmp_path):
         assert agent.events == [] and not (tmp_path / "state" / "ubus.pid").exists()
     finally:
         src.stop()
+
+
+def _proc_status(pid: int, key: str) -> str:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return line.split()[1]
+    return ""
+
+
+def test_the_child_takes_signals_and_not_the_terminals_ctrl_c(tmp_path):
+    """The agent blocks SIGTERM/SIGINT/SIGHUP in every thread; its ubus child must not inherit that
+    (it would ignore our SIGTERM and outlive the agent), and a Ctrl-C on the terminal is the agent's alone."""
+    import signal
+    import sys
+
+    from edgeddns.ubus import UbusSource
+
+    cfg = load(write_config(tmp_path, CFG.format(d=tmp_path)))
+    # A child that would keep any blocked mask it got (Python does not reset it) and never exits by itself.
+    src = UbusSource(cfg, argv=[sys.executable, "-c", "import time; time.sleep(120)"], settle=0.2)
+    agent = _Agent(cfg)
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+    try:
+        src.start(agent)  # the thread inherits the blocked mask, as in the agent
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    try:
+        assert wait_for(lambda: (tmp_path / "state" / "ubus.pid").exists(), timeout=10)
+        child = src._child
+        assert int(_proc_status(child.pid, "SigBlk"), 16) == 0
+        assert os.getsid(child.pid) == child.pid != os.getsid(0)
+    finally:
+        t0 = time.monotonic()
+        src.stop()
+    assert time.monotonic() - t0 < 4  # SIGTERM worked: no 5 s join, no SIGKILL needed
+    assert child.returncode == -signal.SIGTERM
