@@ -27,7 +27,10 @@ KEYS = {
     "ddns-key": ("hmac-sha256", base64.b64encode(bytes(range(32))).decode()),
     "sha512-key": ("hmac-sha512", base64.b64encode(bytes(range(64, 128))).decode()),
     "md5-key": ("hmac-md5", base64.b64encode(bytes(range(100, 116))).decode()),
+    # least privilege, as docs/providers.md shows it: may change A/AAAA of one name only
+    "narrow-key": ("hmac-sha256", base64.b64encode(bytes(range(140, 172))).decode()),
 }
+WIDE = ["ddns-key", "sha512-key", "md5-key"]
 BIG = [f"10.0.{i // 200}.{i % 200 + 1}" for i in range(60)]  # too large for a 512-byte UDP answer
 
 
@@ -141,7 +144,7 @@ def start_bind(d: str) -> DnsServer:
     with open(os.path.join(d, f"{ZONE}.zone"), "w") as f:
         f.write(zone_text())
     keys = "".join(f'key "{n}" {{ algorithm {a}; secret "{s}"; }};\n' for n, (a, s) in KEYS.items())
-    grants = " ".join(f"grant {n} zonesub ANY;" for n in KEYS)
+    grants = " ".join(f"grant {n} zonesub ANY;" for n in WIDE) + f" grant narrow-key name allowed.{ZONE} A AAAA;"
     conf = os.path.join(d, "named.conf")
     with open(conf, "w") as f:
         f.write(f"""options {{
@@ -189,8 +192,15 @@ log:
 key:
 {keys}acl:
   - id: update
-    key: [{", ".join(KEYS)}]
+    key: [{", ".join(WIDE)}]
     action: update
+  - id: narrow
+    key: narrow-key
+    action: update
+    update-owner: name
+    update-owner-match: equal
+    update-owner-name: [allowed]
+    update-type: [A, AAAA]
 template:
   - id: default
     storage: "{d}"
@@ -199,7 +209,7 @@ template:
     journal-content: changes
 zone:
   - domain: {ZONE}
-    acl: update
+    acl: [update, narrow]
 """)
     # Knot runs as the user that starts it unless server.user says otherwise.
     return _start("knot", [exe, "-c", conf], d, port)

@@ -276,3 +276,16 @@ def test_no_ntp_the_servers_signed_time_sets_the_clock(dns_server, tmp_path, fak
     # The time came from the server's TSIG-verified answer to one SOA query (its BADTIME other data).
     assert r["clock"]["source"].endswith(":127.0.0.1") and abs(r["clock"]["offset"] - 3 * 3600) < 3, r["clock"]
     assert srv.values(name) == [V4]
+
+
+def test_a_key_limited_to_one_name(dns_server):  # noqa: F811
+    """The least-privilege setup of docs/providers.md: the key may change one name's A/AAAA only."""
+    srv = dns_server
+    p = make(srv, "narrow-key", zone="example.com")
+    assert p.ensure(RecordConfig(name="allowed.example.com", type="A", provider="p"), V4) == "updated"
+    s0 = srv.serial()
+    # BIND answers REFUSED; Knot answers NOTAUTH/BADKEY when its ACL denies the change.
+    with pytest.raises(AuthError, match="(REFUSED|BADKEY).*policy") as e:
+        p.ensure(RecordConfig(name="other.example.com", type="A", provider="p"), V4)
+    assert e.value.code == "auth" and "narrow-key" in e.value.message
+    assert srv.serial() == s0 and srv.values("other.example.com") == [] and srv.values("allowed.example.com") == [V4]

@@ -101,6 +101,7 @@ class Rfc2136Provider(Provider):
         self.zones = ZoneResolver(monotonic=ctx.monotonic, search=self._soa_zone)
         #: how many exchanges went over each transport (tests look at it)
         self.transport: Dict[str, int] = {"udp": 0, "tcp": 0}
+        self._key_worked = False  # a signed answer without TSIG error came back for this key
 
     @classmethod
     def check_config(cls, cfg: ProviderConfig, resolve_path) -> Optional[Tuple[str, str]]:
@@ -202,6 +203,8 @@ class Rfc2136Provider(Provider):
                 verified = tsig.verify(self.key, msg, req_mac, float(_time_signed_of(msg)))
         except tsig.TsigError as e:
             raise ProviderError(f"{self.server_host}: answer not believed: {e}") from None
+        if verified.signed and not verified.error:
+            self._key_worked = True
         return msg, verified
 
     # -- errors ---------------------------------------------------------------
@@ -214,6 +217,11 @@ class Rfc2136Provider(Provider):
             if v.error == tsig.BADTIME:
                 return ClockSkewError(f"{where}: {rcode}/BADTIME: our time is outside the server's "
                                       f"{v.fudge} s window", server_time=v.server_time())
+            if update and v.error == tsig.BADKEY and self._key_worked:
+                # The same key just signed a read the server accepted: this is a policy refusal
+                # (Knot answers BADKEY when its ACL denies the update).
+                return AuthError(f"{where}: {rcode}/{name}: the server refused this change for TSIG key "
+                                 f"{self.key.name}: its policy does not let the key change this name or type")
             return AuthError(f"{where}: {rcode}/{name}: the server refused TSIG key {self.key.name} "
                              f"({self.key.algorithm}): wrong name, algorithm or secret")
         if rcode == "NOTAUTH":
