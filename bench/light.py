@@ -153,7 +153,7 @@ def sync_marker(state_dir: str) -> None:
         boot = f.read().strip()
     os.makedirs(state_dir, exist_ok=True)
     with open(os.path.join(state_dir, "ntpd.sync"), "w") as f:
-        f.write(f"boot_id={boot}\nstratum=2\n")
+        f.write(f"sync=1\naction=stratum\nstratum=2\nboot_id={boot}\n")  # what the OpenWrt ntp hook writes
 
 
 def oneshots(lt: Light, rounds: int, peers: bool) -> Dict[str, dict]:
