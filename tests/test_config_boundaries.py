@@ -3,6 +3,8 @@ http://, header values that cannot be sent (non-Latin-1), secret files that are 
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from edgeddns.config import load
@@ -119,3 +121,81 @@ def test_non_latin1_token_fails_at_check_config_not_at_update(tmp_path):
     p = run_cli("check-config", "-c", cfg)
     assert p.returncode == 2 and "providers.p.api_token" in p.stderr and "Traceback" not in p.stderr
     assert "tok€n" not in p.stderr
+
+
+# ---- *_file secrets: small regular files only, read without blocking ---------------------------
+
+def _secret_file_config(tmp_path, secret_path: str) -> str:
+    return write_config(tmp_path, HEAD + f"""
+[providers.p]
+type = "cloudflare"
+api_token_file = "{secret_path}"
+[[records]]
+name = "home.example.com"
+provider = "p"
+""")
+
+
+def test_secret_file_fifo_is_refused_without_hanging(tmp_path):
+    """Before: check-config blocked for ever opening the FIFO."""
+    fifo = str(tmp_path / "token.fifo")
+    os.mkfifo(fifo, 0o600)
+    p = run_cli("check-config", "-c", _secret_file_config(tmp_path, fifo), timeout=20)
+    assert p.returncode == 2 and "providers.p.api_token_file" in p.stderr and "regular file" in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_secret_file_device_is_refused(tmp_path):
+    """Before: /dev/zero was read until memory ran out (1.5 GB, then MemoryError)."""
+    p = run_cli("check-config", "-c", _secret_file_config(tmp_path, "/dev/zero"), timeout=30,
+                prefix=["prlimit", "--as=1000000000"])
+    assert p.returncode == 2 and "regular file" in p.stderr and "Traceback" not in p.stderr, p.stderr[-500:]
+
+
+def test_secret_file_larger_than_64k_is_refused(tmp_path):
+    big = tmp_path / "token"
+    big.write_text("x" * (64 * 1024 + 1))
+    os.chmod(big, 0o600)
+    p = run_cli("check-config", "-c", _secret_file_config(tmp_path, str(big)))
+    assert p.returncode == 2 and "larger than 64 KiB" in p.stderr, p.stderr
+    big.write_text("x" * 1000)
+    assert run_cli("check-config", "-c", _secret_file_config(tmp_path, str(big))).returncode == 0
+
+
+def test_secret_file_readable_by_others_warns(tmp_path):
+    f = tmp_path / "token"
+    f.write_text("t0ken-value\n")
+    os.chmod(f, 0o644)
+    p = run_cli("check-config", "-c", _secret_file_config(tmp_path, str(f)))
+    assert p.returncode == 0 and "readable by other users" in p.stderr and str(f) in p.stderr, p.stderr
+    assert "t0ken-value" not in p.stderr + p.stdout
+    os.chmod(f, 0o600)
+    p = run_cli("check-config", "-c", _secret_file_config(tmp_path, str(f)))
+    assert p.returncode == 0 and "readable by other users" not in p.stderr, p.stderr
+
+
+def test_reload_with_a_fifo_secret_file_keeps_the_agent_stoppable(tmp_path):
+    """SIGHUP with a secret file turned into a FIFO: before, the main thread blocked in open() and
+    SIGTERM was never acted on; now the reload is refused and SIGTERM stops the agent at once."""
+    import signal
+
+    from tests.agentproc import HOSTS_CONFIG, AgentProc
+
+    (tmp_path / "wan-ip").write_text("10.0.0.1\n")
+    secret = tmp_path / "token"
+    secret.write_text("s3cret\n")
+    os.chmod(secret, 0o600)
+    extra = f'\n[providers.hook]\ntype = "webhook"\nurl = "https://127.0.0.1:9/?ip={{ip}}"\nsecret_file = "{secret}"\n'
+    cfg = write_config(tmp_path, HOSTS_CONFIG.format(d=tmp_path, state=tmp_path / "state") + extra)
+    a = AgentProc(cfg)
+    try:
+        assert a.wait_log(lambda t: "running as" in t), a.log
+        os.unlink(secret)
+        os.mkfifo(secret, 0o600)
+        a.proc.send_signal(signal.SIGHUP)
+        assert a.wait_log(lambda t: "reload refused" in t, timeout=10), a.log
+        a.proc.terminate()
+        a.proc.wait(10)
+    finally:
+        rc = a.stop()
+    assert rc == 0, a.log

@@ -62,7 +62,7 @@ def build(rd: Reader, data: Dict[str, Any], path: str) -> Config:
     providers = _providers(rd, data)
     records = _records(rd, data, providers, ip)
     cfg = Config(path=path, agent=agent, ip=ip, clock=clock, providers=providers, records=records,
-                 mqtt=mqtt, secrets=rd.secrets)
+                 mqtt=mqtt, secrets=rd.secrets, warnings=list(rd.warnings))
     cfg.warnings.extend(_provider_warnings(path, providers))
     if rd.inline_secrets:
         try:

@@ -8,10 +8,14 @@ type, ``only`` refuses unknown keys, ``secret`` resolves inline / ``env:VAR`` /
 from __future__ import annotations
 
 import os
+import stat
 from typing import Any, Dict, List, Optional, Tuple
 
 from edgeddns.errors import ConfigError
+from edgeddns.fileio import read_limited
 from edgeddns.options import Opt, Secret
+
+MAX_SECRET_FILE = 64 * 1024
 
 
 def tname(v: Any) -> str:
@@ -31,6 +35,7 @@ class Reader:
         self.environ = os.environ if environ is None else environ
         self.secrets: List[Secret] = []
         self.inline_secrets = False
+        self.warnings: List[str] = []
 
     def fail(self, key: str, message: str) -> ConfigError:
         return ConfigError(self.path, key, message)
@@ -76,12 +81,7 @@ class Reader:
             raise self.fail(where, f"give either {name} or {file_key}, not both")
         if file_key in data:
             fpath = self.get(data, key, file_key, str)
-            full = self.resolve_path(fpath)
-            try:
-                with open(full, encoding="utf-8") as f:
-                    value = f.read().strip()
-            except OSError as e:
-                raise self.fail(f"{key}.{file_key}", f"cannot read {fpath}: {e.strerror}") from None
+            value = self._secret_file(f"{key}.{file_key}", fpath)
             if not value:
                 raise self.fail(f"{key}.{file_key}", f"{fpath} is empty")
             s = Secret(value, f"file:{fpath}")
@@ -105,6 +105,31 @@ class Reader:
             return None
         self.secrets.append(s)
         return s
+
+    def _secret_file(self, where: str, fpath: str) -> str:
+        """A secret file's text: a regular file of at most 64 KiB, read without blocking.
+
+        A FIFO or a device would block (or never end) the load, and a reload
+        runs on the thread that handles signals: such files are refused
+        before a byte is read.
+        """
+        full = self.resolve_path(fpath)
+        try:
+            raw = read_limited(full, MAX_SECRET_FILE)
+        except OSError as e:
+            raise self.fail(where, f"cannot read {fpath}: {e.strerror}") from None
+        try:
+            value = raw.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise self.fail(where, f"{fpath} is not UTF-8 text") from None
+        try:
+            readable = os.stat(full).st_mode & stat.S_IROTH
+        except OSError:
+            readable = 0
+        if readable:
+            self.warnings.append(f"{where}: {fpath} holds a secret but is readable by other users "
+                                 f"(chmod 600 {fpath})")
+        return value
 
     def options(self, data: Dict[str, Any], key: str, schema: Dict[str, Opt],
                 reserved: Tuple[str, ...]) -> Dict[str, Any]:
