@@ -152,6 +152,8 @@ def test_filter_rules(tmp_path):
     assert src.relevant([_addr(address="2a01:4f8::2", flags=netlink.IFA_F_DEPRECATED)]) is None  # already known
     assert src.relevant([_addr(address="2a01:4f8::3", preferred=0)]) is None
     assert src.relevant([_addr(address="2a01:4f8::3", preferred=0, event=netlink.RTM_DELADDR)]) is None
-    plain = load(write_config(tmp_path, CFG.format(d=tmp_path).replace("interface:wan0", "static:81.2.69.1"),
+    plain = load(write_config(tmp_path, CFG.format(d=tmp_path)
+                              .replace('ipv4 = ["interface:wan0"]', 'ipv4 = ["static:81.2.69.1"]')
+                              .replace('ipv6 = ["interface:wan0"]', 'ipv6 = ["static:2a01:4f8::1"]'),
                               name="plain.toml"))
     assert not NetlinkSource.wanted(plain)
