@@ -289,3 +289,34 @@ def test_a_key_limited_to_one_name(dns_server):  # noqa: F811
         p.ensure(RecordConfig(name="other.example.com", type="A", provider="p"), V4)
     assert e.value.code == "auth" and "narrow-key" in e.value.message
     assert srv.serial() == s0 and srv.values("other.example.com") == [] and srv.values("allowed.example.com") == [V4]
+
+
+@pytest.mark.parametrize("line,key,text", [
+    ('key_secret = "not base64!"', "key_secret", "base64"),
+    ('key_secret = "c2hvcnQ="', "key_secret", "shorter than 16 bytes"),
+    ('key_algorithm = "hmac-sha1"', "key_algorithm", "hmac-sha256"),
+    ('server = "ns1.example.com:99999"', "server", "host:port"),
+    ('endpoint = "https://ns1.example.com/"', "endpoint", "server"),
+])
+def test_config_errors(tmp_path, line, key, text):
+    base = {"server": 'server = "[2001:db8::53]:5353"', "key_secret": f'key_secret = "{KEYS["ddns-key"][1]}"',
+            "key_algorithm": "", "endpoint": ""}
+    base[key] = line
+    cfg = config(tmp_path, None, rec("x.example.com"), provider=f"""
+[providers.p]
+type = "rfc2136"
+key_name = "ddns-key"
+{chr(10).join(v for v in base.values() if v)}
+""")
+    p = run_cli("check-config", "-c", cfg)
+    assert p.returncode == 2 and f"providers.p.{key}" in p.stderr and text in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and KEYS["ddns-key"][1] not in p.stderr
+
+
+def test_server_forms():
+    from edgeddns.providers.rfc2136 import split_server
+
+    assert split_server("ns1.example.com") == ("ns1.example.com", 53)
+    assert split_server("192.0.2.53:5353") == ("192.0.2.53", 5353)
+    assert split_server("[2001:db8::53]:5353") == ("2001:db8::53", 5353)
+    assert split_server("2001:db8::53") == ("2001:db8::53", 53)
