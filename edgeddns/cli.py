@@ -115,6 +115,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         return handler(args)
     except KeyboardInterrupt:
+        # Ctrl-C: nothing failed, the user stopped it (no result line, no traceback).
+        print("edgeddns: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return EXIT_FAILED

@@ -281,8 +281,11 @@ class Detector:
     def _run(self, argv: List[str]) -> Any:
         import subprocess
 
-        return (self.run or subprocess.run)(argv, capture_output=True, text=True, timeout=self.cmd_timeout,
-                                            check=False)
+        if self.run is not None:
+            return self.run(argv, capture_output=True, text=True, timeout=self.cmd_timeout, check=False)
+        # A session of its own: a Ctrl-C on the agent's terminal must not kill a source mid-answer.
+        return subprocess.run(argv, capture_output=True, text=True, timeout=self.cmd_timeout, check=False,
+                              start_new_session=True)
 
     def _src_cmd(self, arg: str, family: int) -> List[str]:
         import shlex

@@ -119,7 +119,9 @@ class HostsProvider(Provider):
         import subprocess
 
         try:
-            proc = subprocess.run(shlex.split(cmd), capture_output=True, timeout=30, check=False)
+            # Its own session: a Ctrl-C on the agent's terminal must not kill it halfway.
+            proc = subprocess.run(shlex.split(cmd), capture_output=True, timeout=30, check=False,
+                                  start_new_session=True)
         except (OSError, subprocess.TimeoutExpired) as e:
             raise ProviderError(f"reload_cmd failed: {e.__class__.__name__}") from None
         if proc.returncode != 0:
