@@ -78,7 +78,6 @@ class Measurement:
     outcomes: List[Outcome] = field(default_factory=list)
     chosen: Optional[Sample] = None
     error: Optional[str] = None  # why nothing was chosen
-    agreeing: int = 0  # servers whose answers agree with the chosen one (itself included)
 
 
 def ntp_to_unix(value: int) -> float:
@@ -247,13 +246,9 @@ class SntpClient:
             if t.is_alive() and o.sample is None and o.error is None:
                 o.error = "no answer (name resolution too slow)"
         m = Measurement(outcomes)
-        good = [o.sample for o in outcomes if o.sample is not None]
-        m.chosen, m.error = choose(good)
+        m.chosen, m.error = choose([o.sample for o in outcomes if o.sample is not None])
         if m.chosen is None and m.error is None:
             m.error = "no server answered"
-        if m.chosen is not None:
-            c = m.chosen
-            m.agreeing = sum(1 for s in good if abs(s.base - c.base) <= AGREE + (s.delay + c.delay) / 2)
         return m
 
 

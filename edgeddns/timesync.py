@@ -229,9 +229,9 @@ class CorrectedClock(Clock):
         self._ntp_failed_at = None
         # NTP outranks any Date: a Date sets the general time only when nothing better exists.
         self.anchor = Anchor(s.base, f"ntp:{s.server}", s.mono)
+        # Not verified by itself: one on-path attacker can answer for every NTP server, and a
+        # future time saved as the floor would lock the true time out. An authenticated Date can.
         self._save_boot(offset=BootAnchor(self._boot(), s.base, s.mono, self.anchor.source))
-        if meas.agreeing >= 2:
-            self._verify(s.base + self.boottime())
 
     def _reuse_saved(self, b: float) -> bool:
         """A one-shot after another in the same boot: its offset (or its NTP failure) still holds."""

@@ -461,40 +461,38 @@ def test_synchronised_system_clock_before_the_floor_is_not_trusted(tmp_path):
 
 
 def test_verified_time_is_saved_rarely_and_becomes_the_floor(tmp_path):
-    """Two agreeing NTP servers verify the time; the next process refuses anything before it."""
+    """NTP confirmed by a provider's authenticated Date verifies the time; the next process refuses
+    anything well before it. NTP alone (even several servers: one on-path attacker can answer for
+    all of them) never raises the saved floor, which would lock the true time out."""
     import json
 
-
-    class Agreeing(FakeSntp):
-        def measure(self, servers):
-            m = super().measure(servers)
-            m.agreeing = 2
-            return m
-
     t = Ticker()
-    c = CorrectedClock(ClockConfig(), str(tmp_path), sntp=Agreeing(t, 0.0), probe=unsynced(tmp_path),
-                       wall=t.wall, boottime=t.mono)
+    c, _ = make(tmp_path, t, ntp_offset=0.0, probe=boot_probe(tmp_path, "boot-a"))
     c.ensure()
+    assert json.loads((tmp_path / "clock.json").read_text())["verified"] == 0
+    c.observe_server_time("api.test", t.w - 0.5)  # an HTTPS Date agreeing with NTP
     saved = json.loads((tmp_path / "clock.json").read_text())
     assert saved["verified"] == pytest.approx(t.w, abs=0.01)
     assert os.stat(tmp_path / "clock.json").st_mode & 0o777 == 0o600
     mtime = os.stat(tmp_path / "clock.json").st_mtime_ns
     t.advance(600.0)
-    c.resync()  # verified again, same offset: the floor moves in memory, nothing is written
+    c.resync()
+    c.observe_server_time("api.test", t.w - 0.5)  # verified again: the floor moves in memory, nothing is written
     assert c.floor() == pytest.approx(t.w - FLOOR_SLACK, abs=0.01)
     assert os.stat(tmp_path / "clock.json").st_mtime_ns == mtime
     t.advance(7200.0)
     c.resync()  # the offset is saved again (max_age passed), the floor in the file stays (moved < a day)
+    c.observe_server_time("api.test", t.w - 0.5)
     assert json.loads((tmp_path / "clock.json").read_text())["verified"] == saved["verified"]
     assert c.floor() == pytest.approx(t.w - FLOOR_SLACK, abs=0.01)
 
     # A later process, told by one NTP server that it is two hours before the saved time: refused.
     t2 = Ticker(wall=t.w, mono=5.0)
-    c2, _ = make(tmp_path, t2, ntp_offset=-7800.0 - 7200.0)
+    c2, _ = make(tmp_path, t2, ntp_offset=-7800.0 - 7200.0, probe=boot_probe(tmp_path, "boot-b"))
     with pytest.raises(ClockUnsyncedError, match="before the floor"):
         c2.ensure()
     assert c2.floor() == pytest.approx(saved["verified"] - FLOOR_SLACK, abs=0.01)
-    c3, _ = make(tmp_path, t2, ntp_offset=-7800.0 - 60.0)  # a minute before it: within the slack
+    c3, _ = make(tmp_path, t2, ntp_offset=-7800.0 - 60.0, probe=boot_probe(tmp_path, "boot-b"))  # within the slack
     c3.resync()  # (ensure would wait: c2's NTP failure, saved for this boot, pauses NTP for a while)
     assert c3.info().source == "ntp:ntp.test"
 
