@@ -237,3 +237,63 @@ def test_non_blocking_handshake_applies_the_floor(tmp_path, attacker, ca_file):
                     select.select([], [s], [], 1)
     finally:
         s.close()
+
+
+def test_a_provider_on_another_clock_is_signed_for_with_its_own_clock_only(tmp_path, ali_ok, ca, ca_file):
+    """A service whose clock is an hour ahead refuses our timestamp: we sign for it with its Date,
+    and for it alone; the next provider (on time) is signed with the synchronised system clock."""
+    from tests.clockfix import dated_context
+    from tests.conftest import write_config
+
+    ahead = 3600.0
+    odd = FakeAlidns({ALI_ID: ALI_SECRET}, ["example.com"], clock=lambda: time.time() + ahead)
+    srv = FakeServer(odd, ssl_context=dated_context(ca, "localhost"), clock=lambda: time.time() + ahead).start()
+    try:
+        cfg = write_config(tmp_path, f"""
+            [agent]
+            node_id = "test"
+            state_dir = "{tmp_path}/state"
+
+            [ip]
+            ipv4 = ["static:8.8.8.8"]
+
+            [clock]
+            mode = "auto"
+            ntp_servers = ["127.0.0.1:9"]
+            timeout = 0.3
+
+            [providers.odd]
+            type = "alidns"
+            access_key_id = "{ALI_ID}"
+            access_key_secret = "{ALI_SECRET}"
+            endpoint = "https://localhost:{srv.port}/"
+            ca_file = "{ca_file}"
+            timeout = 3
+
+            [providers.ali]
+            type = "alidns"
+            access_key_id = "{ALI_ID}"
+            access_key_secret = "{ALI_SECRET}"
+            endpoint = "{ali_ok.url}"
+            ca_file = "{ca_file}"
+            timeout = 3
+
+            [[records]]
+            name = "a.example.com"
+            provider = "odd"
+
+            [[records]]
+            name = "b.example.com"
+            provider = "ali"
+        """)
+        sync_marker(tmp_path / "state")
+        p = run_cli("update", "-c", cfg, "--json")
+        assert "Traceback" not in p.stderr, p.stderr
+        res = {r["record"]: r for r in (json.loads(x) for x in p.stdout.splitlines() if x.startswith("{"))}
+        a, b = res["a.example.com"], res["b.example.com"]
+        assert a["status"] == "updated" and a["clock_retry"]["clock"]["source"] == "http-date:localhost", a
+        assert abs(a["clock_retry"]["clock"]["offset"] - ahead) < 2.0, a
+        assert b["status"] == "updated" and "clock_retry" not in b, b  # no refused first attempt
+        assert b["clock"] == {"offset": 0.0, "source": "system"}, b
+    finally:
+        srv.stop()
