@@ -219,3 +219,34 @@ def test_no_secret_in_error_messages(serve, ca_file):
              secret_api_key="sk1_TOPSECRET").ensure(rec(), "8.8.8.8")
     assert "TOPSECRET" not in str(e.value) and "TOPSECRET" not in repr(e.value.as_dict())
     assert base64.b64encode(b"sk1_TOPSECRET").decode() not in str(e.value)
+
+
+# Porkbun's API documentation: the retrieveByNameType answer and the editByNameType request, as printed
+# there (domain borseth.ink, subdomain www).
+PB_DOC_RETRIEVE = {"status": "SUCCESS", "records": [{"id": "106926659", "name": "www.borseth.ink", "type": "A",
+                                                      "content": "1.1.1.1", "ttl": "600", "prio": "0",
+                                                      "notes": ""}]}
+PB_DOC_EDIT = {"secretapikey": "YOUR_SECRET_API_KEY", "apikey": "YOUR_API_KEY", "content": "1.1.1.2", "ttl": "600"}
+
+
+def test_porkbun_documented_exchange(serve, ca_file):
+    from tests.fakes.server import Reply
+
+    seen = []
+
+    def app(req):
+        seen.append(req)
+        if "retrieveByNameType" in req.path:
+            return Reply.json(200, PB_DOC_RETRIEVE)
+        return Reply.json(200, {"status": "SUCCESS"})
+
+    srv = serve(app)
+    p = make("porkbun", f"{srv.url}api/json/v3", ca_file, api_key="YOUR_API_KEY",
+             secret_api_key="YOUR_SECRET_API_KEY")
+    r = rec("www.borseth.ink", zone="borseth.ink")
+    (found,) = p.find(r)
+    assert (found.id, found.value, found.ttl) == ("106926659", "1.1.1.1", 600)
+    assert p.ensure(r, "1.1.1.1") == "unchanged" and len(seen) == 2
+    assert p.ensure(r, "1.1.1.2") == "updated"
+    assert seen[-1].path == "/api/json/v3/dns/editByNameType/borseth.ink/A/www"
+    assert json.loads(seen[-1].body) == PB_DOC_EDIT

@@ -320,3 +320,51 @@ def test_server_forms():
     assert split_server("192.0.2.53:5353") == ("192.0.2.53", 5353)
     assert split_server("[2001:db8::53]:5353") == ("2001:db8::53", 5353)
     assert split_server("2001:db8::53") == ("2001:db8::53", 53)
+
+
+class TcpOnly:
+    """A TCP/53 relay to the real server on a port where nothing answers UDP (a firewall passing TCP only)."""
+
+    def __init__(self, port: int):
+        from tests.dnsservers import free_port
+
+        self.port = port
+        self.listen = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listen.bind(("127.0.0.1", free_port()))
+        self.listen.listen(4)
+        self.listen.settimeout(0.2)
+        self.server = f"127.0.0.1:{self.listen.getsockname()[1]}"
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.done.is_set():
+            try:
+                conn, _ = self.listen.accept()
+            except (socket.timeout, OSError):
+                continue
+            with conn, socket.create_connection(("127.0.0.1", self.port), timeout=2) as up:
+                conn.settimeout(2)
+                try:
+                    up.sendall(conn.recv(65535))
+                    conn.sendall(up.recv(65535))
+                except OSError:
+                    pass
+
+    def close(self):
+        self.done.set()
+        self.thread.join(2)
+        self.listen.close()
+
+
+def test_no_udp_answer_falls_back_to_tcp(dns_server):  # noqa: F811
+    srv = dns_server
+    relay = TcpOnly(srv.port)
+    try:
+        p = make(srv, server=relay.server, zone="example.com")
+        assert p.ensure(RecordConfig(name="tcponly.example.com", type="A", provider="p"), V4) == "updated"
+        assert p.transport["tcp"] == 2 and p.transport["udp"] == 2  # read and write: UDP tried, TCP answered
+    finally:
+        relay.close()
+    assert srv.values("tcponly.example.com") == [V4]

@@ -181,12 +181,23 @@ class Rfc2136Provider(Provider):
 
     def exchange(self, build: Callable[[int], bytes], *, check_time: bool = True
                  ) -> Tuple[dnsmsg.Message, tsig.Verified]:
-        """Sign, send, and return the verified answer; UDP, then TCP if it was truncated."""
+        """Sign, send, and return the verified answer.
+
+        UDP first; TCP when the answer is truncated, or when UDP gets no answer at all
+        (a firewall that passes only TCP/53). Repeating an UPDATE is harmless: it
+        replaces the RRset with the same address.
+        """
         for transport in ("udp", "tcp"):
             msg_id = self._ids() & 0xFFFF
             wire = build(msg_id)
             signed, req_mac = tsig.sign(self.key, wire, int(self.ctx.clock.now()))
-            raw = self._udp(signed, msg_id) if transport == "udp" else self._tcp(signed)
+            if transport == "udp":
+                try:
+                    raw = self._udp(signed, msg_id)
+                except NetworkError:
+                    continue
+            else:
+                raw = self._tcp(signed)
             try:
                 msg = dnsmsg.parse(raw)
             except dnsmsg.WireError as e:
