@@ -1,14 +1,15 @@
-"""The long-running agent: events in, one worker, results out to publishers.
+"""The long-running agent: wires sources, the scheduler, the engine and publishers.
 
-Event sources (MQTT commands, the local trigger socket, kernel address events,
-the safety-net poll) call :meth:`Agent.submit` from any thread; it never
-blocks. One worker thread applies updates in order, so two updates of one
-record never overlap, and events that arrive while it is busy, or within a
-short settle time, are merged into one run: ten WAN flaps in a second cost one
-update per record. Publishers (the log, MQTT) receive every result.
+Event sources (MQTT commands, the local trigger socket, kernel address events)
+call :meth:`Agent.submit` from any thread; the :class:`~edgeddns.scheduler.Scheduler`
+folds each event into a plan per record and owns every timer (retries, polls,
+verification, keepalive). One worker thread asks it for due work, runs the
+engine, and hands results to the publishers (the log, MQTT). Commands from any
+transport go through one :class:`~edgeddns.handler.CommandHandler`.
 
-The main thread only waits for signals (``sigwait``), so an idle agent makes
-no wake-ups at all.
+The main thread only waits for signals (``sigwait``). A reload builds
+everything the config feeds (clock, engine, sources, logging) before taking
+any of it, so a config is taken or refused as a whole.
 """
 
 from __future__ import annotations
@@ -17,23 +18,26 @@ import logging
 import os
 import random
 import signal
+import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from edgeddns import __version__
 from edgeddns.events import Event, Publisher, Source
 from edgeddns.result import FAILED, Result, format_line, iso
+from edgeddns.scheduler import SETTLE, Scheduler
 
 if TYPE_CHECKING:
     from edgeddns.clock import Clock
     from edgeddns.config import Config
     from edgeddns.engine import Engine
+    from edgeddns.plan import Job
 
 log = logging.getLogger("edgeddns")
 
-SETTLE = 0.005  # seconds to wait for the rest of one burst (netlink sends a change as several messages)
-RETRY_FIRST, RETRY_MAX = 30.0, 1800.0  # back-off for records that failed
+MAX_STREAK = 10  # internal errors in a row, with no good run between, before the worker gives up
 
 
 class LogPublisher:
@@ -47,68 +51,86 @@ class LogPublisher:
         pass
 
 
+@dataclass
+class _Generation:
+    """Everything one config feeds, built before any of it is taken."""
+
+    config: "Config"
+    clock: "Clock"
+    engine: "Engine"
+    sources: List[Tuple[Any, Source]] = field(default_factory=list)  # (identity, source)
+
+
 class Agent:
     def __init__(self, config: "Config", *, clock: Optional["Clock"] = None,
                  engine_factory: Optional[Callable[["Config", "Clock"], "Engine"]] = None,
                  loader: Optional[Callable[[str], "Config"]] = None,
                  monotonic: Callable[[], float] = time.monotonic,
-                 rng: Optional[random.Random] = None, settle: float = SETTLE):
+                 rng: Optional[random.Random] = None, settle: float = SETTLE,
+                 on_config: Optional[Callable[["Config"], None]] = None,
+                 on_fatal: Optional[Callable[[], None]] = None):
         from edgeddns.clock import build_clock
+        from edgeddns.handler import CommandHandler
 
         self.config = config
         self.clock = clock or build_clock(config.clock, config.agent.state_dir)
         self._engine_factory = engine_factory or _default_engine
         self._loader = loader
+        self._on_config = on_config
+        self._on_fatal = on_fatal
         self.engine = self._engine_factory(config, self.clock)
         self.monotonic = monotonic
         self.rng = rng or random.Random()
-        self.settle = settle
+        self.scheduler = Scheduler(config, monotonic=monotonic, rng=self.rng, settle=settle,
+                                   last_published=self._last_published, wall=time.time)
+        self.commands = CommandHandler(self)
         self.started = self.clock.now()
         self.publishers: List[Publisher] = [LogPublisher()]
-        self.sources: List[Source] = []
+        self.sources: List[Tuple[Any, Source]] = []
         self.records: Dict[str, Dict[str, Any]] = {}  # last result per record, for state and status
         self.updates = 0  # runs completed, for status and benchmarks
-        self._cond = threading.Condition()
-        self._pending: List[Event] = []
-        self._stop = False
-        self._busy = False
-        self._timers: Dict[str, float] = {}  # name -> monotonic deadline
-        self._retry_delay = RETRY_FIRST
+        self.internal_errors = 0
+        self.fatal: Optional[str] = None
+        self._lock = threading.Lock()  # the next generation, handed from reload() to the worker
+        self._next: Optional[_Generation] = None
         self._worker: Optional[threading.Thread] = None
-        self._next_config: Optional["Config"] = None
-        self._schedule_poll()
+        self._stopping = threading.Event()
+        self._started = False
 
     # ---- event side -------------------------------------------------------
-    def submit(self, event: Event) -> None:
-        """Queue an event; returns at once, from any thread."""
-        with self._cond:
-            if self._stop:
-                return
-            self._pending.append(event)
-            self._cond.notify()
+    def submit(self, event: Event) -> bool:
+        """Fold an event into the plans; returns at once, from any thread."""
+        return self.scheduler.submit(event)
 
     def add_publisher(self, p: Publisher) -> None:
         self.publishers.append(p)
 
-    def add_source(self, s: Source) -> None:
-        self.sources.append(s)
+    def all_publishers(self) -> List[Publisher]:
+        """The agent's own publishers, then every source that publishes too (the MQTT bridge)."""
+        return self.publishers + [s for _, s in self.sources if hasattr(s, "publish_result")]  # type: ignore[misc]
+
+    def add_source(self, s: Source, identity: Any = None) -> None:
+        self.sources.append((identity if identity is not None else id(s), s))
+        if self._started:
+            s.start(self)
 
     # ---- lifecycle ----------------------------------------------------------
     def start(self) -> None:
-        for s in self.sources:
+        self._started = True
+        self._announce_polls(self.config)
+        for _, s in self.sources:
             s.start(self)
         self._worker = threading.Thread(target=self._work, name="edgeddns-worker", daemon=True)
         self._worker.start()
-        self.submit(Event("startup"))
+        self.submit(Event("startup", settle=False))
 
     def stop(self, timeout: float = 60.0) -> None:
         """Finish the update in flight, then stop sources and publishers."""
-        with self._cond:
-            self._stop = True
-            self._cond.notify()
-        if self._worker is not None:
+        self._stopping.set()
+        self.scheduler.stop()
+        if self._worker is not None and self._worker is not threading.current_thread():
             self._worker.join(timeout)
-        for s in reversed(self.sources):
+        for _, s in reversed(self.sources):
             try:
                 s.stop()
             except Exception:
@@ -116,7 +138,7 @@ class Agent:
         self.engine.close()
 
     def reload(self) -> Optional[str]:
-        """Re-read the config file; on any error keep the old one and say why."""
+        """Re-read the config file and rebuild what it feeds; on any error keep everything and say why."""
         from edgeddns.errors import ConfigError
 
         if self._loader is None:
@@ -126,115 +148,180 @@ class Agent:
         except ConfigError as e:
             log.error("reload refused, keeping the running config: %s", e.message)
             return e.message
-        with self._cond:
-            # Swapped under the lock; the worker picks it up before its next run.
-            self._next_config = new
+        if new.agent.state_dir != self.config.agent.state_dir:
+            msg = (f"{new.path}: agent.state_dir: cannot change while the agent runs "
+                   f"(it holds the lock and the socket there); restart the agent")
+            log.error("reload refused, keeping the running config: %s", msg)
+            return msg
+        try:
+            gen = self._build(new)
+        except Exception as e:
+            log.debug("building the new config failed", exc_info=True)
+            msg = f"{new.path}: cannot apply: {e.__class__.__name__}: {e}"
+            log.error("reload refused, keeping the running config: %s", msg)
+            return msg
+        with self._lock:
+            old = self._next
+            self._next = gen  # the worker takes it between runs
+        if old is not None:
+            old.engine.close()
+        if self._on_config is not None:
+            self._on_config(new)  # log level and the secrets to scrub, at once
+        self._swap_sources(gen)
         log.info("config reloaded from %s", new.path)
-        self.submit(Event("reload"))
+        self._announce_polls(new)
+        self.submit(Event("reload", settle=False))
         return None
+
+    def _build(self, new: "Config") -> _Generation:
+        from edgeddns.clock import build_clock
+
+        clock = self.clock
+        if new.clock != self.config.clock:
+            clock = build_clock(new.clock, new.agent.state_dir)
+        engine = self._engine_factory(new, clock)
+        try:
+            kept = dict(self.sources)
+            sources: List[Tuple[Any, Source]] = []
+            for identity, make in source_specs(new):
+                sources.append((identity, kept[identity] if identity in kept else make()))
+        except Exception:
+            engine.close()
+            raise
+        return _Generation(new, clock, engine, sources)
+
+    def _swap_sources(self, gen: _Generation) -> None:
+        keep = {id(s) for _, s in gen.sources}
+        for _, s in self.sources:
+            if id(s) not in keep:
+                try:
+                    s.stop()
+                except Exception:
+                    log.exception("stopping %s failed", type(s).__name__)
+        before = {id(s) for _, s in self.sources}
+        self.sources = list(gen.sources)
+        for _, s in self.sources:
+            if id(s) not in before:
+                s.start(self)
+
+    def _take_generation(self) -> None:
+        """Between runs: the worker swaps in what reload() built."""
+        with self._lock:
+            gen, self._next = self._next, None
+        if gen is None:
+            return
+        self.engine.close()
+        self.config, self.clock, self.engine = gen.config, gen.clock, gen.engine
+        self.scheduler.configure(gen.config)
+        known = {r.key for r in gen.config.records}
+        self.records = {k: v for k, v in self.records.items() if k in known}
+
+    def _announce_polls(self, config: "Config") -> None:
+        from edgeddns.plan import Intervals
+
+        if config.agent.poll_interval:
+            return
+        blind = [r for r in config.records if Intervals.of(config, r).poll]
+        if blind:
+            log.info("%d of %d records read url:/cmd: sources that no event announces; checking them every %g min "
+                     "([agent] source_poll_interval)", len(blind), len(config.records),
+                     config.agent.source_poll_interval)
+            log.debug("polled: %s", ", ".join(sorted(r.key for r in blind)))
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """True once nothing is pending or running (for tests and benchmarks)."""
-        end = self.monotonic() + timeout
-        with self._cond:
-            while self._pending or self._busy:
-                left = end - self.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
-        return True
+        return self.scheduler.wait_idle(timeout)
 
     # ---- worker ---------------------------------------------------------------
     def _work(self) -> None:
+        streak = 0
         while True:
-            batch = self._take()
-            if batch is None:
-                return
+            jobs: Optional[List["Job"]] = None
             try:
-                self._run(batch)
-            except Exception:  # the worker must outlive any bug in one run
-                log.exception("update run failed")
-            finally:
-                with self._cond:
-                    self._busy = False
-                    self._cond.notify_all()
+                jobs = self.scheduler.next_batch()
+                if jobs is None:
+                    return
+                self._take_generation()
+                self._run(jobs)
+                streak = 0
+            except Exception as e:  # the worker outlives any bug in one run
+                streak += 1
+                self._internal(jobs, e)
+                if streak >= MAX_STREAK:
+                    self._die(f"{streak} internal errors in a row, the last {e.__class__.__name__}: {e}")
+                    return
+                if jobs is None:  # the scheduler itself failed: do not spin
+                    self._stopping.wait(min(0.05 * streak, 1.0))
+            except BaseException as e:
+                self._die(f"{e.__class__.__name__}")
+                raise
 
-    def _take(self) -> Optional[List[Event]]:
-        with self._cond:
-            while True:
-                if self._stop:
-                    return None
-                now = self.monotonic()
-                due = [n for n, t in self._timers.items() if t <= now]
-                for n in due:
-                    del self._timers[n]
-                    self._pending.append(Event(n))
-                if self._pending:
-                    break
-                deadline = min(self._timers.values(), default=None)
-                self._cond.wait(None if deadline is None else max(0.0, deadline - now))
-            # Let the rest of a burst arrive, then take all of it.
-            if self.settle > 0 and any(e.settle for e in self._pending):
-                self._cond.wait(self.settle)
-            batch, self._pending = self._pending, []
-            self._busy = True
-            new = self._next_config
-            if new is not None:
-                self._next_config = None
-                self._swap(new)
-            return batch
-
-    def _swap(self, new: "Config") -> None:
-        self.engine.close()
-        self.config = new
-        self.engine = self._engine_factory(new, self.clock)
-        known = {r.key for r in new.records}
-        self.records = {k: v for k, v in self.records.items() if k in known}
-        self._schedule_poll()
-
-    def _run(self, batch: List[Event]) -> None:
+    def _run(self, jobs: List["Job"]) -> None:
         from edgeddns.engine import UpdateRequest
 
-        names: Optional[set] = set()
-        for e in batch:
-            if e.records is None:
-                names = None
-                break
-            names.update(e.records)
-        # The last event that names itself or carries addresses speaks for the batch.
-        lead = next((e for e in reversed(batch) if e.id is not None), batch[-1])
-        addresses: Dict[int, str] = {}
+        # Records that want the same thing share one engine run (selected by key: name/type/provider);
+        # an address goes only to the record its event named.
+        groups: Dict[Tuple[Any, ...], List["Job"]] = {}
         interfaces: Dict[str, Dict[str, Any]] = {}
-        for e in batch:
-            addresses.update(e.addresses)
-            interfaces.update(e.interfaces)  # later notifications win
-        req = UpdateRequest(records=None if names is None else sorted(names), force=any(e.force for e in batch),
-                            trigger=lead.trigger, id=lead.id, addresses=addresses, interfaces=interfaces)
-        results = self.engine.run(req)
-        ids = [e.id for e in batch if e.id is not None]
-        if len(batch) > 1:
-            for r in results:
-                r.extra["coalesced"] = len(batch)
-                if len(ids) > 1:  # every merged command can find its result
-                    r.extra["ids"] = ids
+        for j in jobs:
+            interfaces.update(j.interfaces)  # netifd's status as notified: true for every record
+            addresses = ((j.family, j.address),) if j.address is not None else ()
+            groups.setdefault((j.force, j.verify, j.keepalive, addresses), []).append(j)
+        results: List[Result] = []
+        for (force, verify, keepalive, addresses), js in groups.items():
+            req = UpdateRequest(records=sorted(j.key for j in js), force=force, trigger=js[0].trigger,
+                                addresses=dict(addresses), interfaces=interfaces, verify=verify, keepalive=keepalive)
+            results.extend(self.engine.run(req))
+        self._finish(jobs, results)
+
+    def _finish(self, jobs: List["Job"], results: List[Result]) -> None:
+        ready = self.scheduler.complete(jobs, results)
         for r in results:
             key = f"{r.record}/{r.type}/{r.provider}"  # RecordConfig.key: one entry per name, type and provider
+            published = r.ip if r.status not in (FAILED, "skipped") else self.records.get(key, {}).get("published_ip")
             self.records[key] = {
                 "record": r.record, "type": r.type, "provider": r.provider, "ip": r.ip, "status": r.status,
-                "error": r.error, "ts": iso(r.ts),
-                **({"published_ip": self.records.get(key, {}).get("published_ip")}
-                   if r.status in ("failed", "skipped") else {"published_ip": r.ip}),
+                "error": r.error, "ts": iso(r.ts), "published_ip": published,
             }
         self.updates += 1
-        self._schedule_retry(results)
-        for p in self.publishers:
+        for p in self.all_publishers():
             for r in results:
                 self._safe(p.publish_result, r)
             self._safe(p.publish_state, self.state())
-        for e in batch:
-            if e.done is not None:
-                mine = results if e.records is None else [r for r in results if r.record in e.records]
-                self._safe(e.done, mine)
+        for waiter, mine in ready:
+            self._safe(waiter.done, mine)
+        for j in jobs:  # after the results, so the log reads in order
+            p = self.scheduler.plans.get(j.key)
+            if p is not None and p.retry_at is not None and p.failures and not p.running:
+                log.info("%s %s failed; retrying in %.0f s", j.name, j.key.split("/")[1],
+                         max(0.0, p.retry_at - self.monotonic()))
+
+    def _internal(self, jobs: Optional[List["Job"]], e: BaseException) -> None:
+        """A bug: a traceback at debug level, an ``internal`` result for what it hit, and on."""
+        self.internal_errors += 1
+        log.error("internal error in the worker: %s: %s (a bug; please report it; -v shows the traceback)",
+                  e.__class__.__name__, e)
+        log.debug("the traceback", exc_info=e)
+        err = {"code": "internal", "message": f"{e.__class__.__name__} in the agent (a bug; please report)"}
+        try:
+            keys = [(j.name, j.key.split("/")[1], j.provider, j.trigger) for j in jobs] if jobs else \
+                [(r.name, r.type, r.provider, "internal") for r in self.config.records]
+            results = [Result(record=n, type=t, provider=p, ip=None, previous_ip=None, status=FAILED, error=dict(err),
+                              trigger=trig, ts=time.time()) for n, t, p, trig in keys]
+            if jobs:
+                self._finish(jobs, results)  # plans learn the failure: retry with back-off, waiters answered
+            else:
+                for pub in self.all_publishers():
+                    for r in results:
+                        self._safe(pub.publish_result, r)
+        except Exception:
+            log.debug("reporting the internal error failed too", exc_info=True)
+
+    def _die(self, why: str) -> None:
+        self.fatal = why
+        log.error("the update worker cannot go on (%s); stopping so the service manager restarts edgeddns", why)
+        if self._on_fatal is not None:
+            self._on_fatal()
 
     @staticmethod
     def _safe(fn: Callable, *args: Any) -> None:
@@ -243,25 +330,13 @@ class Agent:
         except Exception:
             log.exception("publishing failed")
 
-    def _schedule_retry(self, results: List[Result]) -> None:
-        """Failed records are tried again later, with growing, jittered delays."""
-        retry = any(r.status == FAILED and (r.error or {}).get("code") not in ("config", "auth") for r in results)
-        with self._cond:
-            if retry:
-                delay = self._retry_delay * self.rng.uniform(0.8, 1.2)
-                self._timers["retry"] = self.monotonic() + delay
-                self._retry_delay = min(self._retry_delay * 2, RETRY_MAX)
-                log.info("some records failed; retrying in %.0f s", delay)
-            elif not any(r.status == FAILED for r in results):
-                self._timers.pop("retry", None)
-                self._retry_delay = RETRY_FIRST
-
-    def _schedule_poll(self) -> None:
-        minutes = self.config.agent.poll_interval
-        if minutes > 0:
-            self._timers["poll"] = self.monotonic() + minutes * 60.0
-        else:
-            self._timers.pop("poll", None)
+    def _last_published(self, key: str) -> Optional[float]:
+        state = getattr(self.engine, "state", None)
+        try:
+            ts = state.get(key).get("ts") if state is not None else None
+        except Exception:
+            return None
+        return float(ts) if isinstance(ts, (int, float)) else None
 
     def state(self) -> Dict[str, Any]:
         """The summary published as retained state and answered to ``status``."""
@@ -273,6 +348,7 @@ class Agent:
             "records": list(self.records.values()),
             "clock": {**info.as_dict(), "trusted": self.clock.trusted},
             "updates": self.updates,
+            "events": self.scheduler.summary(),
         }
 
 
@@ -286,48 +362,76 @@ def _default_engine(config: "Config", clock: "Clock") -> "Engine":
     return Engine(config, clock, state)
 
 
-def attach_sources(agent: Agent, config: "Config") -> None:
-    """Plug in every optional event source and publisher the config asks for."""
-    if config.mqtt is not None:
-        from edgeddns.mqtt import MqttBridge
+def source_specs(config: "Config") -> List[Tuple[Any, Callable[[], Source]]]:
+    """Every optional source and publisher the config asks for: (identity, factory).
 
-        bridge = MqttBridge(config)
-        agent.add_source(bridge)
-        agent.add_publisher(bridge)
-    try:
-        from edgeddns.control import ControlServer
-    except ImportError:
-        pass
-    else:
-        agent.add_source(ControlServer(config))
+    A reload keeps a running source whose identity is unchanged and replaces the others.
+    """
+    specs: List[Tuple[Any, Callable[[], Source]]] = []
+    if config.mqtt is not None:
+        ident = ("mqtt", repr(config.mqtt), config.agent.node_id, tuple(s.reveal() for s in config.secrets))
+
+        def mqtt() -> Source:
+            from edgeddns.mqtt import MqttBridge
+
+            return MqttBridge(config)
+
+        specs.append((ident, mqtt))
+
+    def control() -> Source:
+        from edgeddns.control_server import ControlServer
+
+        return ControlServer(config)
+
+    specs.append((("control", config.agent.state_dir), control))
     from edgeddns.ubus import UbusSource
 
     if UbusSource.wanted(config):
-        agent.add_source(UbusSource(config))
-    try:
-        from edgeddns.netevents import NetlinkSource
-    except ImportError:
-        pass
-    else:
-        if NetlinkSource.wanted(config):
-            agent.add_source(NetlinkSource(config))
+        specs.append((("ubus",), lambda: UbusSource(config)))
+    from edgeddns.netevents import NetlinkSource
+
+    if NetlinkSource.wanted(config):
+        specs.append((("netlink",), lambda: NetlinkSource(config)))
+    return specs
+
+
+def attach_sources(agent: Agent, config: "Config") -> None:
+    """Plug in every optional event source and publisher the config asks for."""
+    for identity, make in source_specs(config):
+        agent.add_source(make(), identity)
 
 
 def cmd_run(args) -> int:
-    from edgeddns.bootstrap import load_config, private_state_dir, setup_logging
+    from edgeddns.bootstrap import EXIT_FAILED, load_config, private_state_dir, setup_logging
     from edgeddns.config import load
+    from edgeddns.statelock import StateLock
 
     # A reload (SIGHUP) that comes while the config loads must not end the
     # process (its default action): held, and read as a reload once running.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
     cfg = load_config(args)
     private_state_dir(cfg.agent.state_dir)
+    lock = StateLock(cfg.agent.state_dir)
+    try:
+        # A one-shot update holds the lock only while it writes: wait for it, not for another agent.
+        held = lock.acquire("run")
+        if held is not None and held.role == "update":
+            held = lock.acquire("run", wait=120.0)
+    except OSError as e:
+        print(f"edgeddns: cannot lock the state dir {cfg.agent.state_dir}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_FAILED
+    if held is not None:
+        who = f"pid {held.pid}" if held.pid else "unknown pid"
+        print(f"edgeddns: another edgeddns agent ({who}) is running with state dir {cfg.agent.state_dir}; "
+              f"not starting a second one", file=sys.stderr)
+        return EXIT_FAILED
     setup_logging(args, cfg)
     sigs = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
     # Block the signals before any thread starts, so every thread inherits the
-    # mask and only sigwait() below receives them.
+    # mask and only sigwait() below receives them (children get a clean mask: edgeddns.spawn).
     signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
-    agent = Agent(cfg, loader=load)
+    agent = Agent(cfg, loader=load, on_config=lambda c: setup_logging(args, c),
+                  on_fatal=lambda: os.kill(os.getpid(), signal.SIGTERM))
     attach_sources(agent, cfg)
     agent.start()
     log.info("edgeddns %s running as %s (pid %d), %d records", __version__, cfg.agent.node_id, os.getpid(),
@@ -338,8 +442,10 @@ def cmd_run(args) -> int:
             if sig == signal.SIGHUP:
                 agent.reload()
                 continue
-            log.info("stopping on %s", signal.Signals(sig).name)
+            if agent.fatal is None:
+                log.info("stopping on %s", signal.Signals(sig).name)
             break
     finally:
         agent.stop()
-    return 0
+        lock.release()
+    return EXIT_FAILED if agent.fatal is not None else 0

@@ -53,6 +53,8 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("--force", action="store_true", help="ask the provider even if nothing seems changed")
     u.add_argument("--dry-run", action="store_true", help="detect and compare, change nothing")
     u.add_argument("--json", action="store_true", help="one JSON result object per line")
+    u.add_argument("--standalone", action="store_true",
+                   help="update in this process even if an agent is running (default: hand it to the agent)")
     add("check-config", "validate the config and print it, secrets masked")
     add("run", "run the agent until SIGTERM: events, MQTT commands, results")
     c = add("clock", "show whether the system clock is trustworthy and the measured offset")

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Protocol
 
 if TYPE_CHECKING:
+    from edgeddns.clock import Clock
+    from edgeddns.config import Config
+    from edgeddns.handler import CommandHandler
     from edgeddns.result import Result
 
 
@@ -37,9 +40,23 @@ class Publisher(Protocol):
     def publish_state(self, state: Dict[str, Any]) -> None: ...
 
 
+class AgentPort(Protocol):
+    """What sources and publishers may use of the agent (so they never import it)."""
+
+    config: "Config"
+    clock: "Clock"
+    commands: "CommandHandler"
+
+    def submit(self, event: Event) -> bool: ...
+
+    def state(self) -> Dict[str, Any]: ...
+
+    def reload(self) -> Optional[str]: ...
+
+
 class Source(Protocol):
     """Something that produces events or publishes; started and stopped with the agent."""
 
-    def start(self, agent: Any) -> None: ...
+    def start(self, agent: AgentPort) -> None: ...
 
     def stop(self) -> None: ...

@@ -279,13 +279,11 @@ class Detector:
         return found[:1]
 
     def _run(self, argv: List[str]) -> Any:
-        import subprocess
+        # edgeddns.spawn, not subprocess: a clean signal mask (not the agent's blocked one) and a session
+        # of its own (a Ctrl-C on the agent's terminal must not kill a source mid-answer).
+        from edgeddns.spawn import run
 
-        if self.run is not None:
-            return self.run(argv, capture_output=True, text=True, timeout=self.cmd_timeout, check=False)
-        # A session of its own: a Ctrl-C on the agent's terminal must not kill a source mid-answer.
-        return subprocess.run(argv, capture_output=True, text=True, timeout=self.cmd_timeout, check=False,
-                              start_new_session=True)
+        return (self.run or run)(argv, capture_output=True, text=True, timeout=self.cmd_timeout, check=False)
 
     def _src_cmd(self, arg: str, family: int) -> List[str]:
         import shlex

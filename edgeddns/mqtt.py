@@ -23,8 +23,8 @@ from edgeddns.mqtt_link import Link
 from edgeddns.mqtt_outbound import Outbox
 
 if TYPE_CHECKING:
-    from edgeddns.agent import Agent
     from edgeddns.config import Config
+    from edgeddns.events import AgentPort
     from edgeddns.result import Result
 
 
@@ -49,7 +49,7 @@ class MqttBridge:
         self.node = config.agent.node_id
         self.topics = topics_for(self.m.topic_prefix, self.node, self.m.discovery_prefix)
         self.client_id = self.m.client_id or f"edgeddns-{self.node}"
-        self.agent: Optional["Agent"] = None
+        self.agent: Optional["AgentPort"] = None
         rng = rng or random.Random()
         self.outbox = Outbox(config, self.topics, self.node, self._agent_config, rng)
         self.inbox = Inbox(self.outbox, self.topics, self.node)
@@ -64,7 +64,7 @@ class MqttBridge:
         return self.agent.state()
 
     # ---- Source --------------------------------------------------------------------
-    def start(self, agent: "Agent") -> None:
+    def start(self, agent: "AgentPort") -> None:
         self.agent = agent
         self.inbox.agent = agent
         self.link.state = self._state

@@ -20,7 +20,7 @@ from edgeddns.commands import REJECT_CODES, AnswerCache, Command, Rejection, par
 from edgeddns.mqtt_outbound import Outbox, stamp
 
 if TYPE_CHECKING:
-    from edgeddns.agent import Agent
+    from edgeddns.events import AgentPort
 
 log = logging.getLogger("edgeddns.mqtt")
 
@@ -46,9 +46,8 @@ class Inbox:
         self.m = outbox.m
         self.topics = topics
         self.node = node
-        self.agent: Optional["Agent"] = None
+        self.agent: Optional["AgentPort"] = None
         self._answers = AnswerCache()
-        self._jobs: Dict[str, threading.Thread] = {}
         self._probe: Optional[str] = None
         self._probe_ok = threading.Event()
         self._probe_timer: Optional[threading.Timer] = None
@@ -157,58 +156,11 @@ class Inbox:
         self.out.answer(action, answer, reply_to, corr)
 
     def _dispatch(self, cmd: Command, reply_to: Optional[str], corr: Optional[bytes]) -> None:
-        from edgeddns.events import Event
-
-        agent = self.agent
-        assert agent is not None
-        base: Dict[str, Any] = {"id": cmd.id, "action": cmd.action}
-        if cmd.action == "update":
-            # A WAN event forwarded over MQTT may be one of a burst of flaps; "update now" is not.
-            agent.submit(Event("mqtt", records=cmd.records, force=cmd.force, id=cmd.id,
-                               addresses=dict(cmd.addresses), iface=cmd.iface,
-                               settle=bool(cmd.addresses or cmd.iface)))
-            answer = {**base, "status": "accepted", "records": cmd.records}
-            if cmd.ignored:
-                answer["ignored"] = cmd.ignored
-                answer["note"] = "addresses in commands are ignored unless [mqtt] accept_ip = true"
-            self.answer(cmd.action, cmd.id, answer, reply_to, corr)
-        elif cmd.action == "status":
-            self.answer(cmd.action, cmd.id, {**base, "status": "ok", "state": agent.state()}, reply_to, corr)
-        else:  # sync_time and reload may block (NTP, files): not on paho's thread
-            job = self._jobs.get(cmd.action)
-            if job is not None and job.is_alive():
-                self.answer(cmd.action, None, Rejection(cmd.action, "busy", f"a {cmd.action} is still running",
-                                                        cmd.id).answer(), reply_to, corr)
-                return
-            fn = self._reload if cmd.action == "reload" else self._sync_time
-            t = threading.Thread(target=guarded(fn), args=(cmd, base, reply_to, corr), daemon=True,
-                                 name=f"edgeddns-{cmd.action}")
-            self._jobs[cmd.action] = t
-            t.start()
-
-    def _reload(self, cmd: Command, base: Dict[str, Any], reply_to: Optional[str], corr: Optional[bytes]) -> None:
+        """The transport-neutral handler decides; this only carries its answer back."""
         assert self.agent is not None
-        error = self.agent.reload()
-        if error is None:
-            answer = {**base, "status": "ok"}
-        else:
-            answer = Rejection(cmd.action, "config", error, cmd.id).answer()
-        self.answer(cmd.action, cmd.id, answer, reply_to, corr)
 
-    def _sync_time(self, cmd: Command, base: Dict[str, Any], reply_to: Optional[str],
-                   corr: Optional[bytes]) -> None:
-        from edgeddns.errors import EdgeError
+        def reply(answer: Dict[str, Any]) -> None:
+            busy = (answer.get("error") or {}).get("code") == "busy"  # not the answer to remember for this id
+            self.answer(cmd.action, None if busy else cmd.id, answer, reply_to, corr)
 
-        assert self.agent is not None
-        clock = self.agent.clock
-        resync = getattr(clock, "resync", None)
-        answer: Dict[str, Any] = {**base, "status": "ok"}
-        if resync is None:
-            answer["note"] = "this clock does not measure an offset ([clock] mode = \"system\")"
-        else:
-            try:
-                resync()
-            except EdgeError as e:
-                answer = {**base, "status": "failed", "error": e.as_dict()}
-        answer["clock"] = {**clock.info().as_dict(), "trusted": clock.trusted}
-        self.answer(cmd.action, cmd.id, answer, reply_to, corr)
+        self.agent.commands.handle(cmd, reply)

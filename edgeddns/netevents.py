@@ -26,8 +26,8 @@ from edgeddns import netlink
 from edgeddns.watch import SocketWatcher
 
 if TYPE_CHECKING:
-    from edgeddns.agent import Agent
     from edgeddns.config import Config
+    from edgeddns.events import AgentPort
 
 log = logging.getLogger("edgeddns")
 
@@ -51,7 +51,7 @@ class NetlinkSource:
         self.config = config
         self.default_route = default_route
         self.events = 0  # events submitted, for tests and benchmarks
-        self._agent: Optional["Agent"] = None
+        self._agent: Optional["AgentPort"] = None
         self._sock: Optional[socket.socket] = None
         self._watcher: Optional[SocketWatcher] = None
         self._usable: Set[Tuple[str, str]] = set()  # (device, address) that could be published
@@ -60,7 +60,7 @@ class NetlinkSource:
     def wanted(config: "Config") -> bool:
         return bool(interface_names(config))
 
-    def start(self, agent: "Agent") -> None:
+    def start(self, agent: "AgentPort") -> None:
         self._agent = agent
         try:
             s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)

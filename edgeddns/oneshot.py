@@ -1,20 +1,27 @@
-"""``edgeddns update``: check every record once, in this process."""
+"""``edgeddns update``: check every record once.
+
+One writer per state dir: while an agent runs, the request is handed to it
+over the control socket and its results are printed here (same lines, same
+exit codes), so the state file never has two writers. Without an agent the
+update runs in this process, holding the state dir's lock while it writes.
+``--standalone`` runs here regardless; ``--dry-run`` writes nothing and
+always runs here.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from typing import Any, Dict, List, Optional
 
-from edgeddns.bootstrap import EXIT_USAGE, load_config, private_state_dir, setup_logging
-from edgeddns.result import format_line
+from edgeddns.bootstrap import EXIT_FAILED, EXIT_USAGE, load_config, private_state_dir, setup_logging
+from edgeddns.result import FAILED, format_line
+
+HANDOFF_TIMEOUT = 660.0  # seconds: the agent answers after the run (provider timeouts, retries)
 
 
 def cmd_update(args: argparse.Namespace) -> int:
-    from edgeddns.clock import build_clock
-    from edgeddns.engine import Engine, UpdateRequest, summarize
-    from edgeddns.state import StateStore
-
     cfg = load_config(args)
     private_state_dir(cfg.agent.state_dir)
     log = setup_logging(args, cfg)
@@ -25,6 +32,55 @@ def cmd_update(args: argparse.Namespace) -> int:
             print(f"edgeddns: unknown record {unknown[0]!r} (configured: "
                   f"{', '.join(sorted({r.name for r in cfg.records})) or 'none'})", file=sys.stderr)
             return EXIT_USAGE
+    secrets = [s.reveal() for s in cfg.secrets if s.reveal() and len(s.reveal()) >= 4]
+    if args.dry_run or getattr(args, "standalone", False):
+        return _here(cfg, args, log, secrets)
+    from edgeddns.statelock import StateLock
+
+    lock = StateLock(cfg.agent.state_dir)
+    try:
+        held = lock.acquire("update")
+        if held is not None and held.role == "update":  # another one-shot: it is quick
+            held = lock.acquire("update", wait=HANDOFF_TIMEOUT)
+    except OSError as e:
+        log.warning("cannot lock the state dir %s (%s); updating without the lock", cfg.agent.state_dir,
+                    e.strerror or e)
+        held = None
+    if held is None:
+        try:
+            return _here(cfg, args, log, secrets)
+        finally:
+            lock.release()
+    return _hand_over(cfg, args, held.pid, secrets)
+
+
+def _hand_over(cfg: Any, args: argparse.Namespace, pid: Optional[int], secrets: List[str]) -> int:
+    from edgeddns.control import ControlError, request, socket_path
+
+    who = f"pid {pid}" if pid else "unknown pid"
+    req = {"op": "update", "records": args.record, "force": bool(args.force)}
+    try:
+        reply = request(socket_path(cfg.agent.state_dir), req, timeout=HANDOFF_TIMEOUT)
+    except ControlError as e:
+        print(f"edgeddns: an agent ({who}) holds the state dir {cfg.agent.state_dir}, but its control socket "
+              f"did not take the update: {e.message} (--standalone updates here anyway)", file=sys.stderr)
+        return EXIT_FAILED
+    if not reply.get("ok"):
+        err = reply.get("error") or {}
+        print(f"edgeddns: the agent refused: [{err.get('code')}] {err.get('message')}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"edgeddns: handed to the running agent (agent pid {reply.get('pid', pid)})", file=sys.stderr)
+    results = [d for d in reply.get("results") or [] if isinstance(d, dict)]
+    for d in results:
+        _print(d, args.json, secrets)
+    return 1 if any(d.get("status") == FAILED for d in results) else 0
+
+
+def _here(cfg: Any, args: argparse.Namespace, log: Any, secrets: List[str]) -> int:
+    from edgeddns.clock import build_clock
+    from edgeddns.engine import Engine, UpdateRequest, summarize
+    from edgeddns.state import StateStore
+
     state = StateStore.open(cfg.agent.state_dir)
     if state.error:
         log.warning(state.error)
@@ -32,20 +88,21 @@ def cmd_update(args: argparse.Namespace) -> int:
     engine = Engine(cfg, clock, state)
     try:
         # ``trigger --fallback-update`` runs this on the agent's behalf and says so in the results.
-        results = engine.run(UpdateRequest(records=names, force=args.force, dry_run=args.dry_run,
+        results = engine.run(UpdateRequest(records=args.record, force=args.force, dry_run=args.dry_run,
                                            trigger=getattr(args, "trigger", "cli")))
     finally:
         engine.close()
-    secrets = [s.reveal() for s in cfg.secrets]
     for r in results:
-        d = r.as_dict()
-        text = json.dumps(d, sort_keys=False) if args.json else format_line(d)
-        for s in secrets:  # results never hold secrets; this makes sure of it
-            if s and len(s) >= 4:
-                text = text.replace(s, "***")
-        print(text, flush=True)
+        _print(r.as_dict(), args.json, secrets)
     if state.error:
         log.warning(state.error)
     if not results:
         log.warning("no records configured")
     return summarize(results)
+
+
+def _print(d: Dict[str, Any], as_json: bool, secrets: List[str]) -> None:
+    text = json.dumps(d, sort_keys=False) if as_json else format_line(d)
+    for s in secrets:  # results never hold secrets; this makes sure of it
+        text = text.replace(s, "***")
+    print(text, flush=True)

@@ -52,7 +52,7 @@ class CountingEngine:
             self.overlap |= self.active > 1
         time.sleep(0.01)
         self.requests.append(req)
-        names = req.records or [r.name for r in self.config.records]
+        names = [k.split("/")[0] for k in req.records] if req.records else [r.name for r in self.config.records]
         out = [Result(n, "A", "lan", "10.0.0.1", None, "failed" if self.fail else "updated", trigger=req.trigger,
                       id=req.id, ts=time.time()) for n in names]
         with self.lock:
@@ -100,7 +100,7 @@ def test_events_merge_record_lists_and_never_overlap(tmp_path):
     eng = engines[0]
     assert not eng.overlap
     merged = [r for r in eng.requests if r.trigger == "mqtt"]
-    assert sum(1 for r in merged) < 30 and all(set(r.records) <= {"a.lan", "b.lan"} for r in merged)
+    assert sum(1 for r in merged) < 30 and all(set(r.records) <= {"a.lan/A/lan", "b.lan/A/lan"} for r in merged)
     agent.stop()
 
 
@@ -108,7 +108,7 @@ def test_failures_schedule_a_retry(tmp_path):
     agent, engines = make_agent(tmp_path, fail=True)
     agent.start()
     agent.wait_idle()
-    assert "retry" in agent._timers
+    assert all(p.retry_at is not None for p in agent.scheduler.plans.values())
     agent.stop()
 
 

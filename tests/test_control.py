@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgeddns import control
+from edgeddns import control, control_server, statedir
 from edgeddns.config import load
 from tests.agentproc import HOSTS_CONFIG, AgentProc, raw_request, read, serving, wait_for
 from tests.conftest import run_cli, write_config
@@ -173,20 +173,15 @@ def test_killed_agent_leaves_no_obstacle(tmp_path):
         assert b.stop() == 0
 
 
-def test_second_agent_does_not_steal_the_socket(tmp_path):
+def test_second_agent_leaves_the_first_ones_socket_alone(tmp_path):
     cfg, sock = _setup(tmp_path)
     first = AgentProc(cfg)
     try:
         assert wait_for(lambda: serving(sock)), first.log
         second = AgentProc(cfg)
-        try:
-            assert second.wait_log(lambda t: "another edgeddns agent is running" in t), second.log
-            assert second.proc.poll() is None  # it runs on, without a control socket
-            r = run_cli("trigger", "-c", cfg, "--iface", "wan")
-            assert f"agent pid {first.proc.pid}" in r.stdout
-        finally:
-            assert second.stop() == 0
-        # Stopping the second agent must not remove the first one's socket.
+        # One writer per state dir: the second exits at once, naming the first.
+        assert wait_for(lambda: second.proc.poll() is not None), second.log
+        assert second.stop() == 1 and f"pid {first.proc.pid}" in second.log
         assert serving(sock)
         assert f"agent pid {first.proc.pid}" in run_cli("trigger", "-c", cfg).stdout
     finally:
@@ -260,11 +255,15 @@ class _Agent:
     """Just enough of an agent for ControlServer.handle: records what it is asked."""
 
     def __init__(self):
+        from edgeddns.handler import CommandHandler
+
         self.events = []
         self.clock = _Clock()
+        self.commands = CommandHandler(self)
 
     def submit(self, e):
         self.events.append(e)
+        return True
 
     def state(self):
         return {"node_id": "x"}
@@ -272,7 +271,7 @@ class _Agent:
 
 def test_actions_map_to_events(tmp_path):
     cfg = load(write_config(tmp_path, HOSTS_CONFIG.format(d=tmp_path, state=tmp_path / "s")))
-    srv = control.ControlServer(cfg)
+    srv = control_server.ControlServer(cfg)
     ag = _Agent()
     srv._agent = ag
     assert srv.handle(b'{"op":"trigger","iface":"wan","action":"ifupdate"}')["queued"] is True
@@ -295,7 +294,8 @@ def test_trigger_path_imports_stay_light(tmp_path):
             "'urllib3', 'ssl', 'http', 'logging')))))" % cfg)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=30)
     loaded = set(r.stdout.split())
-    assert loaded <= {"edgeddns", "edgeddns.cli", "edgeddns.bootstrap", "edgeddns.control", "edgeddns.fileio"}, loaded
+    assert loaded <= {"edgeddns", "edgeddns.cli", "edgeddns.bootstrap", "edgeddns.control", "edgeddns.fileio",
+                      "edgeddns.statedir"}, loaded
 
 
 def _env():
@@ -315,8 +315,8 @@ def test_line_scan_never_disagrees_with_the_toml_parser(pieces):
     """Whatever the scan claims to know, tomllib says the same; otherwise it must step aside."""
     tomllib = pytest.importorskip("tomllib")
     text = "".join(pieces)
-    got = control._scan_state_dir(text)
-    if got is control._UNSURE:
+    got = statedir._scan_state_dir(text)
+    if got is statedir._UNSURE:
         return
     try:
         data = tomllib.loads(text)

@@ -16,7 +16,7 @@ from typing import Any, Callable, List, Optional
 import pytest
 
 from tests.clockfix import chronyd  # noqa: F401 (a fixture, used by name)
-from tests.conftest import ALI_ID, ALI_SECRET, ROOT, write_config
+from tests.conftest import ALI_ID, ALI_SECRET, ROOT, run_cli, write_config
 from tests.mosquitto import MOSQUITTO, Mosquitto
 
 pytestmark = pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not installed (scripts/test installs it)")
@@ -461,9 +461,7 @@ def test_update_during_broker_outage_is_published_after_reconnect(tmp_path, alid
     ipfile = str(tmp_path / "ip")
     with open(ipfile, "w") as f:
         f.write("8.8.8.8\n")
-    # A poll every 0.6 s stands in for a hotplug event while the broker is down.
-    cfg = agent_config(tmp_path, "n3", b.port, fake=alidns, ca_file=ca_file, ipfile=ipfile,
-                       agent_extra="poll_interval = 0.01")
+    cfg = agent_config(tmp_path, "n3", b.port, fake=alidns, ca_file=ca_file, ipfile=ipfile)
     ctl = Ctl(b.port, ("edgeddns/n3/result",), session="ctl-outage")
     agent = AgentProc(cfg, str(tmp_path / "agent.log"))
     try:
@@ -472,13 +470,16 @@ def test_update_during_broker_outage_is_published_after_reconnect(tmp_path, alid
         agent.wait_log("MQTT connection lost")
         with open(ipfile, "w") as f:
             f.write("1.0.0.1\n")
+        # A hotplug trigger while the broker is down (it used to be the once-only poll, hence flaky).
+        r = run_cli("trigger", "-c", cfg, "--iface", "wan", "--action", "ifupdate")
+        assert r.returncode == 0, r.stderr
         end = time.monotonic() + 20
         while fake_value(alidns) != "1.0.0.1":
             assert time.monotonic() < end, agent.stderr()
             time.sleep(0.1)
         b.start()  # the controller's persistent session keeps what arrives before it reconnects
         d = ctl.json("edgeddns/n3/result", lambda d: d["ip"] == "1.0.0.1" and d["status"] == "updated", timeout=30)
-        assert d["trigger"] == "poll" and d["previous_ip"] == "8.8.8.8"
+        assert d["trigger"] == "hotplug" and d["previous_ip"] == "8.8.8.8"
         assert agent.stop() == 0
         assert "Traceback" not in agent.stderr()
     finally:

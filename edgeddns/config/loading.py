@@ -19,6 +19,7 @@ from edgeddns.config.sections import (
     agent_section,
     check_static_family,
     clock_section,
+    interval,
     ip_section,
     match_key,
     select_key,
@@ -95,7 +96,8 @@ def _providers(rd: Reader, data: Dict[str, Any]) -> Dict[str, ProviderConfig]:
             cls = provider_class(ptype)
         except KeyError as e:
             raise rd.fail(f"{key}.type", str(e.args[0])) from None
-        opts = rd.options(p, key, cls.OPTIONS, ("type", "endpoint", "ca_file", "timeout", "allow_http"))
+        opts = rd.options(p, key, cls.OPTIONS, ("type", "endpoint", "ca_file", "timeout", "allow_http",
+                                                "keepalive_interval"))
         endpoint = rd.get(p, key, "endpoint", str)
         if endpoint is not None and not endpoint.startswith(("http://", "https://")):
             raise rd.fail(f"{key}.endpoint", "must be an http:// or https:// URL")
@@ -104,8 +106,12 @@ def _providers(rd: Reader, data: Dict[str, Any]) -> Dict[str, ProviderConfig]:
         if not 0 < ptimeout <= 120:
             raise rd.fail(f"{key}.timeout", "must be between 0 and 120 seconds")
         allow_http = rd.get(p, key, "allow_http", bool, False)
+        keepalive = interval(rd, p, key, "keepalive_interval", None, "days", 365.0, 0.0)
+        if keepalive is None:
+            keepalive = getattr(cls, "default_keepalive", lambda o: None)(opts)
         cfg = ProviderConfig(name=name, type=ptype, options=opts, endpoint=endpoint,
-                             ca_file=ca_file, timeout=ptimeout, allow_http=allow_http)
+                             ca_file=ca_file, timeout=ptimeout, allow_http=allow_http,
+                             keepalive_interval=keepalive or None)
         problem = cls.check_config(cfg, rd.resolve_path) or cleartext_problem(endpoint, opts, cls.OPTIONS,
                                                                               allow_http)
         if problem:
@@ -162,8 +168,8 @@ def _records(rd: Reader, data: Dict[str, Any], providers: Dict[str, ProviderConf
         ttl = rd.get(r, key, "ttl", int)
         if ttl is not None and not 1 <= ttl <= 86400 * 7:
             raise rd.fail(f"{key}.ttl", "must be between 1 and 604800 seconds")
-        reserved = ("name", "type", "provider", "providers", "zone", "ttl", "ip", "allow_private") \
-            + RECORD_ADDRESS_KEYS
+        reserved = ("name", "type", "provider", "providers", "zone", "ttl", "ip", "allow_private",
+                    "keepalive_interval") + RECORD_ADDRESS_KEYS
         classes = {pname: provider_class(providers[pname].type) for pname in pnames}
         # A key must mean something to at least one of the listed providers; each gets only its own.
         allowed = set(reserved)
@@ -177,7 +183,8 @@ def _records(rd: Reader, data: Dict[str, Any], providers: Dict[str, ProviderConf
             rec = RecordConfig(name=rname, type=rtype, provider=pname, zone=zone, ttl=ttl,
                                ip=sources(rd, r, key, "ip"),
                                allow_private=rd.get(r, key, "allow_private", bool, False), options=ropts,
-                               select=select_key(rd, r, key), match=match_key(rd, r, key, 4 if rtype == "A" else 6))
+                               select=select_key(rd, r, key), match=match_key(rd, r, key, 4 if rtype == "A" else 6),
+                               keepalive_interval=interval(rd, r, key, "keepalive_interval", None, "days", 365.0, 0.0))
             rec.ipv6_suffix, rec.prefix_len = suffix_keys(rd, r, key, rtype)
             check_static_family(rd, f"{key}.ip", rec.ip or [], rec.family, f"this {rtype} record")
             problem = cls.check_record(providers[pname], rec)

@@ -19,6 +19,9 @@ class AgentConfig:
     poll_interval: float = 0.0  # minutes, 0 = no safety-net poll
     log_level: str = "info"
     log_target: str = "auto"  # auto (syslog under procd, else stderr), stderr, syslog
+    verify_interval: float = 1440.0  # minutes between reads of the live record, 0 = off
+    source_poll_interval: float = 5.0  # minutes, records on url:/cmd: sources when poll_interval is 0
+    force_interval: float = 60.0  # seconds: at most one forced write per record in this time
 
 
 @dataclass
@@ -76,6 +79,7 @@ class ProviderConfig:
     ca_file: Optional[str] = None
     timeout: float = 10.0
     allow_http: bool = False  # credentials may go over http:// to a non-loopback host
+    keepalive_interval: Optional[float] = None  # days between re-sends of an unchanged address
 
 
 @dataclass
@@ -92,6 +96,7 @@ class RecordConfig:
     prefix_len: int = 64
     select: Optional[str] = None  # overrides [ip] select
     match: Optional[str] = None  # overrides [ip] match
+    keepalive_interval: Optional[float] = None  # days; None = the provider's
 
     @property
     def family(self) -> int:

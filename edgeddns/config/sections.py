@@ -90,7 +90,8 @@ def sources(rd: Reader, data: Dict[str, Any], key: str, name: str) -> Optional[L
 
 def agent_section(rd: Reader, data: Dict[str, Any]) -> AgentConfig:
     a = rd.table(data.get("agent"), "agent")
-    rd.only(a, "agent", {"node_id", "state_dir", "poll_interval", "log_level", "log_target"})
+    rd.only(a, "agent", {"node_id", "state_dir", "poll_interval", "log_level", "log_target", "verify_interval",
+                         "source_poll_interval", "force_interval"})
     node_id = rd.get(a, "agent", "node_id", str) or os.uname().nodename.split(".")[0] or "edgeddns"
     problem = _node_id_ok(node_id)
     if problem:
@@ -98,9 +99,10 @@ def agent_section(rd: Reader, data: Dict[str, Any]) -> AgentConfig:
             raise rd.fail("agent.node_id", problem)
         node_id = re.sub(r"[^A-Za-z0-9_.-]", "-", node_id)[:64]
     state_dir = rd.get(a, "agent", "state_dir", str)
-    poll = rd.get(a, "agent", "poll_interval", float, 0.0)
-    if poll < 0:
-        raise rd.fail("agent.poll_interval", "must be 0 (off) or a number of minutes")
+    poll = interval(rd, a, "agent", "poll_interval", 0.0, "minutes", YEAR_MINUTES, 0.01)
+    verify = interval(rd, a, "agent", "verify_interval", 1440.0, "minutes", YEAR_MINUTES, 1.0)
+    source_poll = interval(rd, a, "agent", "source_poll_interval", 5.0, "minutes", YEAR_MINUTES, 0.01)
+    force_interval = interval(rd, a, "agent", "force_interval", 60.0, "seconds", 86400.0, 0.0)
     level = rd.get(a, "agent", "log_level", str, "info")
     if level not in ("debug", "info", "warning", "error"):
         raise rd.fail("agent.log_level", "must be one of debug, info, warning, error")
@@ -109,7 +111,22 @@ def agent_section(rd: Reader, data: Dict[str, Any]) -> AgentConfig:
         raise rd.fail("agent.log_target", "must be one of auto, stderr, syslog")
     return AgentConfig(node_id=node_id,
                        state_dir=rd.resolve_path(state_dir) if state_dir else default_state_dir(),
-                       poll_interval=poll, log_level=level, log_target=target)
+                       poll_interval=poll, log_level=level, log_target=target, verify_interval=verify,
+                       source_poll_interval=source_poll, force_interval=force_interval)
+
+
+YEAR_MINUTES = 525600.0
+
+
+def interval(rd: Reader, data: Dict[str, Any], key: str, name: str, default: Optional[float], unit: str,
+             most: float, least: float) -> Optional[float]:
+    """0 (off) or a finite number of ``unit`` in [least, most]: inf, nan and 1e300 are config errors."""
+    value = rd.get(data, key, name, float, default)
+    if value is None or value == 0:
+        return value
+    if not least <= value <= most:  # nan fails every comparison
+        raise rd.fail(f"{key}.{name}", f"must be 0 (off) or between {least:g} and {most:g} {unit}")
+    return value
 
 
 def ip_section(rd: Reader, data: Dict[str, Any]) -> IpConfig:
@@ -188,7 +205,7 @@ def clock_section(rd: Reader, data: Dict[str, Any]) -> ClockConfig:
             raise rd.fail(f"clock.ntp_servers[{n}]", f'"{s}": the port must be a number from 1 to 65535')
     max_age = rd.get(c, "clock", "max_age", float, 3600.0)
     timeout = rd.get(c, "clock", "timeout", float, 1.0)
-    if max_age <= 0:
+    if not 0 < max_age < 1e9:  # also refuses inf and nan
         raise rd.fail("clock.max_age", "must be a positive number of seconds")
     if not 0 < timeout <= 30:
         raise rd.fail("clock.timeout", "must be between 0 and 30 seconds")

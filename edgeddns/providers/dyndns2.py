@@ -225,6 +225,11 @@ class Dyndns2Provider(Provider):
                                    f'"{DEFAULT_USER_AGENT} you@example.com"')]
         return []
 
+    @classmethod
+    def default_keepalive(cls, options: dict) -> Optional[float]:
+        """Days between re-sends of an unchanged address: No-IP deletes free hosts after 30 days without one."""
+        return 25.0 if options.get("preset") == "noip" else None
+
     @property
     def host(self) -> str:
         return urlsplit(self.url).hostname or "dyndns2"

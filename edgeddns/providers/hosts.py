@@ -119,9 +119,11 @@ class HostsProvider(Provider):
         import subprocess
 
         try:
-            # Its own session: a Ctrl-C on the agent's terminal must not kill it halfway.
-            proc = subprocess.run(shlex.split(cmd), capture_output=True, timeout=30, check=False,
-                                  start_new_session=True)
+            # edgeddns.spawn: a clean signal mask and its own session (a Ctrl-C on the
+            # agent's terminal must not kill it halfway).
+            from edgeddns.spawn import run
+
+            proc = run(shlex.split(cmd), capture_output=True, timeout=30, check=False)
         except (OSError, subprocess.TimeoutExpired) as e:
             raise ProviderError(f"reload_cmd failed: {e.__class__.__name__}") from None
         if proc.returncode != 0:

@@ -1,0 +1,304 @@
+"""The control socket's server side, inside ``edgeddns run``.
+
+Serves ``<state_dir>/control.sock`` (one JSON object per line each way, see
+:mod:`edgeddns.control` for the protocol and the client). Requests become
+commands for the agent's :class:`~edgeddns.handler.CommandHandler`, like MQTT
+commands do. Access control is the file system (directory 0700, socket 0600)
+plus the peer's uid (``SO_PEERCRED``): only the agent's own user and root. The
+agent's lock on the state dir (:mod:`edgeddns.statelock`) makes it the only
+one here; a socket left by a killed agent is found by a connect probe and
+replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import struct
+import threading
+from typing import TYPE_CHECKING, Any, Dict, Optional
+
+from edgeddns.control import IGNORED_ACTIONS, MAX_FIELD, MAX_REQUEST, ControlError, socket_path
+
+if TYPE_CHECKING:
+    from edgeddns.config import Config
+    from edgeddns.events import AgentPort
+    from edgeddns.watch import SocketWatcher
+
+
+class ControlServer:
+    """Serves the control socket for one agent; a ``Source`` of events."""
+
+    def __init__(self, config: "Config", *, path: Optional[str] = None, max_clients: int = 8,
+                 client_timeout: float = 2.0, update_timeout: float = 600.0):
+        self.path = path or socket_path(config.agent.state_dir)
+        self.max_clients = max_clients
+        self.client_timeout = client_timeout
+        self.update_timeout = update_timeout
+        self.error: Optional[str] = None  # why the socket is not served, if it is not
+        self._agent: Optional["AgentPort"] = None
+        self._sock: Optional[socket.socket] = None
+        self._ino: Optional[int] = None
+        self._watcher: Optional["SocketWatcher"] = None
+        self._slots = threading.BoundedSemaphore(max_clients)
+
+    # -- lifecycle
+    def start(self, agent: "AgentPort") -> None:
+        import logging
+
+        self._agent = agent
+        try:
+            self._listen()
+        except ControlError as e:
+            # The agent still works (netlink, MQTT, poll); only triggers are lost.
+            self.error = e.message
+            logging.getLogger("edgeddns").error("control socket: %s", e.message)
+            return
+        from edgeddns.watch import SocketWatcher
+
+        assert self._sock is not None
+        self._watcher = SocketWatcher(self._sock, self._accept, "edgeddns-control")
+
+    def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+            # Remove the file only if it is still the one we made.
+            try:
+                if os.lstat(self.path).st_ino == self._ino:
+                    os.unlink(self.path)
+            except OSError:
+                pass
+
+    def _listen(self) -> None:
+        import stat
+
+        directory = os.path.dirname(os.path.abspath(self.path))
+        tmp = f"{self.path}.{os.getpid()}"
+        if len(os.fsencode(tmp)) >= 107:
+            raise ControlError(f"{self.path}: path too long for a UNIX socket; use a shorter state_dir")
+        try:
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+        except OSError as e:
+            raise ControlError(f"cannot create {directory}: {e.strerror}") from None
+        self._replace_stale(stat)
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            # Bound under a private name and chmod'ed before it is renamed
+            # into place, so the socket is never reachable with wider modes.
+            s.bind(tmp)
+            os.chmod(tmp, 0o600)
+            s.listen(16)
+            os.rename(tmp, self.path)
+            self._ino = os.lstat(self.path).st_ino
+        except OSError as e:
+            s.close()
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise ControlError(f"cannot listen on {self.path}: {e.strerror}") from None
+        self._sock = s
+
+    def _replace_stale(self, stat: Any) -> None:
+        try:
+            st = os.lstat(self.path)
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            raise ControlError(f"cannot inspect {self.path}: {e.strerror}") from None
+        if not stat.S_ISSOCK(st.st_mode):
+            raise ControlError(f"{self.path} exists and is not a socket; not replacing it")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        probe.settimeout(1.0)
+        try:
+            probe.connect(self.path)
+        except (ConnectionRefusedError, FileNotFoundError):
+            pass  # nobody listens: left over from an agent that was killed
+        except OSError as e:
+            raise ControlError(f"cannot probe {self.path}: {e.strerror or e}") from None
+        else:
+            raise ControlError(f"another edgeddns agent is listening on {self.path}; "
+                               f"this one runs without a control socket", "busy")
+        finally:
+            probe.close()
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+    # -- serving
+    def _accept(self) -> bool:
+        assert self._sock is not None
+        try:
+            conn, _ = self._sock.accept()
+        except OSError:
+            return True
+        if not self._slots.acquire(blocking=False):
+            self._reply(conn, {"ok": False, "error": {"code": "busy", "message": "too many clients"}})
+            conn.close()
+            return True
+        threading.Thread(target=self._client, args=(conn,), name="edgeddns-control-client",
+                         daemon=True).start()
+        return True
+
+    def _client(self, conn: socket.socket) -> None:
+        try:
+            conn.settimeout(self.client_timeout)
+            uid = peer_uid(conn)
+            try:
+                line = _read_line(conn, MAX_REQUEST)
+            except ControlError as e:
+                line, problem = b"", e
+            except OSError:
+                return  # the client went away or stalled: nobody to answer
+            else:
+                problem = None
+            # The request is read (and ignored) before a refusal, so the
+            # client is not cut off mid-send and gets to see why.
+            if uid is not None and uid not in (os.geteuid(), 0):
+                self._log("warning", "control socket: refused a client with uid %d", uid)
+                self._reply(conn, _error("forbidden", f"uid {uid} may not control this agent"))
+            elif problem is not None:
+                self._reply(conn, _error(problem.code, problem.message))
+            else:
+                self._reply(conn, self.handle(line))
+        finally:
+            conn.close()
+            self._slots.release()
+
+    @staticmethod
+    def _reply(conn: socket.socket, obj: Dict[str, Any]) -> None:
+        try:
+            conn.sendall(json.dumps(obj, separators=(",", ":"), default=str).encode() + b"\n")
+        except OSError:
+            pass
+
+    def _log(self, level: str, msg: str, *args: Any) -> None:
+        import logging
+
+        getattr(logging.getLogger("edgeddns"), level)(msg, *args)
+
+    def handle(self, line: bytes) -> Dict[str, Any]:
+        """One request line in, one reply object out; never raises."""
+        try:
+            req = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return _error("bad_request", "not a JSON object")
+        if not isinstance(req, dict):
+            return _error("bad_request", "not a JSON object")
+        op = req.get("op")
+        if op == "trigger":
+            return self._trigger(req)
+        if op == "status":
+            return {"ok": True, "state": self._state(), "pid": os.getpid()}
+        if op == "update":
+            return self._update(req)
+        return _error("bad_request", f"unknown op {op!r} (use trigger, status or update)")
+
+    def _trigger(self, req: Dict[str, Any]) -> Dict[str, Any]:
+        from edgeddns.commands import Command
+
+        fields: Dict[str, Optional[str]] = {}
+        for name in ("iface", "action", "device"):
+            v = req.get(name)
+            if v is not None and (not isinstance(v, str) or len(v) > MAX_FIELD or "\n" in v):
+                return _error("bad_request", f"{name} must be a string of at most {MAX_FIELD} characters")
+            fields[name] = v or None
+        iface, action = fields["iface"], fields["action"]
+        agent = self._agent
+        assert agent is not None
+        if action in IGNORED_ACTIONS:
+            return {"ok": True, "queued": False, "reason": f"{action}: no address to publish", "pid": os.getpid()}
+        self._log("info", "trigger %s%s%s", action or "manual", f" {iface}" if iface else "",
+                  f" ({fields['device']})" if fields["device"] else "")
+        if action and action.startswith("ntp"):
+            # The system clock was stepped or synchronised: measure again, then check the records.
+            agent.commands.handle(Command("sync_time"), _ignore, trigger="ntp", then_check=True)
+            return {"ok": True, "queued": True, "trigger": "ntp", "pid": os.getpid()}
+        agent.commands.handle(Command("update", iface=iface), _ignore, trigger="hotplug")
+        return {"ok": True, "queued": True, "trigger": "hotplug", "pid": os.getpid()}
+
+    def _update(self, req: Dict[str, Any]) -> Dict[str, Any]:
+        """``edgeddns update`` handed over by the one-shot command: answered with the results."""
+        from edgeddns.commands import Command
+
+        agent = self._agent
+        assert agent is not None
+        records, force = req.get("records"), req.get("force", False)
+        if records is not None and (not isinstance(records, list) or len(records) > 64 or not all(
+                isinstance(r, str) and 0 < len(r) <= 253 for r in records)):
+            return _error("bad_request", "records must be a list of record names")
+        if not isinstance(force, bool):
+            return _error("bad_request", "force must be true or false")
+        for r in records or []:
+            if not agent.config.record(r):
+                return _error("unknown_record", f"no record {r[:64]!r} is configured in the running agent")
+        answer: Dict[str, Any] = {}
+        done = threading.Event()
+
+        def reply(a: Dict[str, Any]) -> None:
+            answer.update(a)
+            done.set()
+
+        self._log("info", "update handed over by edgeddns update%s", " --force" if force else "")
+        agent.commands.handle(Command("update", records=records, force=force), reply, trigger="cli", wait=True)
+        if not done.wait(self.update_timeout):
+            return _error("timeout", f"no result within {self.update_timeout:g} s")
+        if answer.get("status") != "done":
+            err = answer.get("error") or {}
+            return _error(err.get("code", "internal"), err.get("message", "the update was not run"))
+        return {"ok": True, "results": answer.get("results", []), "pid": os.getpid()}
+
+    def _state(self) -> Dict[str, Any]:
+        assert self._agent is not None
+        for _ in range(5):  # the worker may be replacing the records dict right now
+            try:
+                return self._agent.state()
+            except RuntimeError:
+                continue
+        return self._agent.state()
+
+
+def _ignore(answer: Dict[str, Any]) -> None:
+    """Triggers are acknowledged when queued; their answers have nowhere to go."""
+
+
+def peer_uid(conn: socket.socket) -> Optional[int]:
+    """The uid of the process at the other end (Linux ``SO_PEERCRED``)."""
+    opt = getattr(socket, "SO_PEERCRED", None)
+    if opt is None:
+        return None
+    try:
+        raw = conn.getsockopt(socket.SOL_SOCKET, opt, struct.calcsize("3i"))
+    except OSError:
+        return None
+    _pid, uid, _gid = struct.unpack("3i", raw)
+    return uid
+
+
+def _read_line(conn: socket.socket, limit: int) -> bytes:
+    buf = b""
+    while b"\n" not in buf:
+        chunk = conn.recv(1024)
+        if not chunk:
+            break
+        buf += chunk
+        if len(buf) > limit:
+            raise ControlError(f"request longer than {limit} bytes", "bad_request")
+    line = buf.split(b"\n", 1)[0].strip()
+    if not line:
+        raise ControlError("empty request", "bad_request")
+    return line
+
+
+def _error(code: str, message: str) -> Dict[str, Any]:
+    return {"ok": False, "error": {"code": code, "message": message}}

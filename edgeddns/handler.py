@@ -1,0 +1,127 @@
+"""Commands from any transport, handled one way.
+
+The MQTT bridge and the control socket parse their own wire formats, then
+hand a :class:`~edgeddns.commands.Command` here with a ``reply`` callable.
+This module decides what a command does to the agent: an ``update`` becomes
+an event for the scheduler, ``status`` answers from the agent's state, and the
+slow ones (``sync_time`` measures the clock, ``reload`` reads files) run on one
+helper thread per kind, so a transport's own thread never blocks and a second
+request of a kind that is still running is refused as ``busy``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
+
+from edgeddns.events import Event
+
+if TYPE_CHECKING:
+    from edgeddns.commands import Command
+    from edgeddns.events import AgentPort
+    from edgeddns.result import Result
+
+log = logging.getLogger("edgeddns")
+
+Reply = Callable[[Dict[str, Any]], None]
+
+
+def rejected(action: str, code: str, message: str, cid: Optional[str]) -> Dict[str, Any]:
+    from edgeddns.commands import Rejection
+
+    return Rejection(action, code, message, cid).answer()
+
+
+class CommandHandler:
+    def __init__(self, agent: "AgentPort"):
+        self.agent = agent
+        self._lock = threading.Lock()
+        self._jobs: Dict[str, threading.Thread] = {}
+
+    def handle(self, cmd: "Command", reply: Reply, *, trigger: str = "mqtt", wait: bool = False,
+               then_check: bool = False) -> None:
+        """Act on one valid command; ``reply`` is called exactly once, maybe later, maybe on another thread.
+
+        ``wait``: answer an update with its results instead of at once.
+        ``then_check``: after ``sync_time``, check the records (the clock was stepped).
+        """
+        base: Dict[str, Any] = {"id": cmd.id, "action": cmd.action}
+        try:
+            if cmd.action == "update":
+                self._update(cmd, reply, base, trigger, wait)
+            elif cmd.action == "status":
+                reply({**base, "status": "ok", "state": self.agent.state()})
+            elif cmd.action == "reload":
+                self._job(cmd, reply, base, self._reload)
+            elif cmd.action == "sync_time":
+                self._job(cmd, reply, base, lambda c, b: self._sync_time(c, b, trigger, then_check))
+            else:
+                reply(rejected(cmd.action, "unknown_action", f"unknown action {cmd.action!r}", cmd.id))
+        except Exception as e:  # a bug here costs one answer, not the transport's thread
+            log.debug("command %s failed", cmd.action, exc_info=True)
+            reply(rejected(cmd.action, "internal", f"{e.__class__.__name__} while handling the command", cmd.id))
+
+    def _update(self, cmd: "Command", reply: Reply, base: Dict[str, Any], trigger: str, wait: bool) -> None:
+        done = None
+        if wait:
+            def done(results: List["Result"]) -> None:
+                reply({**base, "status": "done", "results": [r.as_dict() for r in results]})
+        # A WAN event forwarded by a transport may be one of a burst of flaps; "update now" is not.
+        accepted = self.agent.submit(Event(trigger, records=cmd.records, force=cmd.force, id=cmd.id,
+                                           addresses=dict(cmd.addresses), iface=cmd.iface, done=done,
+                                           settle=bool(cmd.addresses or cmd.iface)))
+        if accepted is False:
+            reply(rejected(cmd.action, "busy", "the agent is stopping", cmd.id))
+            return
+        if not wait:
+            answer = {**base, "status": "accepted", "records": cmd.records}
+            if cmd.ignored:
+                answer["ignored"] = cmd.ignored
+                answer["note"] = "addresses in commands are ignored unless [mqtt] accept_ip = true"
+            reply(answer)
+
+    def _job(self, cmd: "Command", reply: Reply, base: Dict[str, Any],
+             fn: Callable[["Command", Dict[str, Any]], Dict[str, Any]]) -> None:
+        with self._lock:
+            job = self._jobs.get(cmd.action)
+            if job is not None and job.is_alive():
+                reply(rejected(cmd.action, "busy", f"a {cmd.action} is still running", cmd.id))
+                return
+
+            def run() -> None:
+                try:
+                    answer = fn(cmd, base)
+                except Exception as e:
+                    log.debug("%s failed", cmd.action, exc_info=True)
+                    answer = rejected(cmd.action, "internal", f"{e.__class__.__name__} during {cmd.action}", cmd.id)
+                reply(answer)
+
+            t = threading.Thread(target=run, name=f"edgeddns-{cmd.action}", daemon=True)
+            self._jobs[cmd.action] = t
+            t.start()
+
+    def _reload(self, cmd: "Command", base: Dict[str, Any]) -> Dict[str, Any]:
+        error = self.agent.reload()
+        if error is None:
+            return {**base, "status": "ok"}
+        return rejected(cmd.action, "config", error, cmd.id)
+
+    def _sync_time(self, cmd: "Command", base: Dict[str, Any], trigger: str, then_check: bool) -> Dict[str, Any]:
+        from edgeddns.errors import EdgeError
+
+        clock = self.agent.clock
+        resync = getattr(clock, "resync", None)
+        answer: Dict[str, Any] = {**base, "status": "ok"}
+        if resync is None:
+            answer["note"] = "this clock does not measure an offset ([clock] mode = \"system\")"
+        else:
+            try:
+                resync()
+            except EdgeError as e:  # NTP silent: expected, and the clock keeps what it knew
+                log.warning("clock resync: %s", e.message)
+                answer = {**base, "status": "failed", "error": e.as_dict()}
+        if then_check:  # whatever the measurement said, the records are checked
+            self.agent.submit(Event(trigger))
+        answer["clock"] = {**clock.info().as_dict(), "trusted": clock.trusted}
+        return answer

@@ -1,0 +1,114 @@
+"""``[agent] state_dir`` of a config file, found cheaply.
+
+The hotplug path (``edgeddns trigger``) and the one-shot ``update`` need the
+state dir (where the agent's socket and lock are) before, or without, loading
+the whole config: a line scan reads the plain spelling; anything unusual is
+left to the TOML parser. Standard library only.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Optional
+
+
+class StateDirError(Exception):
+    """The config file cannot be read well enough to find the state dir."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+        self.code = "config"
+
+
+def default_state_dir() -> str:
+    """Same rule as :func:`edgeddns.config.default_state_dir` (tests keep them equal)."""
+    if os.geteuid() == 0:
+        return "/var/lib/edgeddns"
+    base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+    return os.path.join(base, "edgeddns")
+
+
+_UNSURE = object()
+
+
+def _scan_state_dir(text: str) -> object:
+    """``[agent] state_dir`` found by a line scan, None if absent, or _UNSURE.
+
+    The hotplug path runs this on every WAN event; the TOML parser would cost
+    it a few ms and about 3 MB. Only the plain spelling is read here; anything
+    unusual (multi-line strings, escapes, dotted or inline ``agent`` keys, a
+    malformed header) is left to the real parser.
+    """
+    if '"""' in text or "'''" in text:
+        return _UNSURE
+    table: Optional[str] = ""
+    found: object = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            head = line.split("#", 1)[0].strip()
+            inner = head[2:-2] if head.startswith("[[") else head[1:-1]
+            if not head.endswith("]") or "[" in inner or "]" in inner or not inner.strip():
+                return _UNSURE
+            table = inner.strip().strip('"\'')
+            continue
+        key, eq, value = line.partition("=")
+        key = key.strip().strip('"\'')
+        if table == "" and (key == "agent" or key.startswith("agent.")):
+            return _UNSURE
+        if table != "agent" or key != "state_dir":
+            if table == "agent" and key.startswith("state_dir"):
+                return _UNSURE
+            continue
+        value = value.strip()
+        quote = value[:1]
+        if not eq or quote not in ('"', "'") or found is not None:
+            return _UNSURE
+        end = value.find(quote, 1)
+        if end < 0:
+            return _UNSURE
+        body, rest = value[1:end], value[end + 1:].strip()
+        if (rest and not rest.startswith("#")) or (quote == '"' and "\\" in body):
+            return _UNSURE  # trailing junk, or escapes only the real parser should read
+        found = body
+    return found
+
+
+def state_dir_of(config_path: str) -> str:
+    """``[agent] state_dir`` of a config file, read cheaply (no validation, no providers)."""
+    try:
+        with open(config_path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise StateDirError(f"{config_path}: cannot read: {e.strerror}") from None
+    try:
+        quick = _scan_state_dir(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        quick = _UNSURE
+    if quick is not _UNSURE:
+        return _resolve_state_dir(config_path, quick)
+    if sys.version_info >= (3, 11):
+        import tomllib as toml
+    else:  # pragma: no cover - old interpreters
+        import tomli as toml
+    try:
+        data = toml.loads(raw.decode("utf-8"))
+    except (toml.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise StateDirError(f"{config_path}: invalid TOML: {e}") from None
+    agent = data.get("agent")
+    return _resolve_state_dir(config_path, agent.get("state_dir") if isinstance(agent, dict) else None)
+
+
+def _resolve_state_dir(config_path: str, sd: object) -> str:
+    if not isinstance(sd, str) or not sd:
+        return default_state_dir()
+    sd = os.path.expanduser(sd)
+    if os.path.isabs(sd):
+        return sd
+    return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(config_path)), sd))
+
+
