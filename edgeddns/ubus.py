@@ -40,6 +40,10 @@ log = logging.getLogger("edgeddns")
 
 PID_NAME = "ubus.pid"
 SUBSCRIBE = ("ubus", "subscribe", "network.interface")
+# A subscription is to one object id: when netifd restarts ("/etc/init.d/network restart"), its new
+# network.interface object has a new id and the old subscriber hears nothing more, although
+# its process runs on. ubusd announces the new object with this event.
+OBJECT_ADDED = ("ubus", "listen", "ubus.object.add")
 BACKOFF_FIRST, BACKOFF_MAX = 1.0, 60.0
 STABLE = 30.0  # a child that lived this long resets the back-off
 SETTLE = 0.3  # a child alive after this long has subscribed (a failed one exits at once)
@@ -113,6 +117,17 @@ class Child:
                     raise
 
 
+def _end(child: Child) -> Optional[int]:
+    """Stop a child and reap it; SIGKILL if it ignores SIGTERM, since it must not outlive us."""
+    if child.poll() is None:
+        child.terminate()
+    code = child.wait(5)
+    if code is None:
+        os.kill(child.pid, signal.SIGKILL)
+        code = child.wait()
+    return code
+
+
 def ubus_names(config: "Config") -> Set[str]:
     """Every NAME of ``ubus:NAME`` in the config, globally or per record."""
     sources = list(config.ip.ipv4) + list(config.ip.ipv6)
@@ -149,10 +164,12 @@ class UbusSource:
     """A ``Source``: netifd notifications in, agent events out."""
 
     def __init__(self, config: "Config", *, argv: Sequence[str] = SUBSCRIBE,
+                 watch_argv: Optional[Sequence[str]] = OBJECT_ADDED,
                  backoff: tuple = (BACKOFF_FIRST, BACKOFF_MAX), settle: float = SETTLE,
                  monotonic: Callable[[], float] = time.monotonic):
         self.config = config
         self.argv = list(argv)
+        self.watch_argv = list(watch_argv) if watch_argv else None
         self.backoff = backoff
         self.settle = settle
         self.monotonic = monotonic
@@ -228,6 +245,7 @@ class UbusSource:
             child.stdout.close()
             log.debug("ubus: subscribing failed (status %s)", child.returncode)
             return False
+        watcher = self._watch(child)
         self._write_pid()
         log.debug("ubus: subscribed to network.interface (child pid %d)", child.pid)
         # Whatever changed while nobody listened is unknown: what netifd said
@@ -245,14 +263,39 @@ class UbusSource:
         finally:
             self._clear_pid()
             child.stdout.close()
-            if child.poll() is None:
-                child.terminate()
-            code = child.wait(5)
-            if code is None:  # deaf to SIGTERM: it must not outlive us
-                os.kill(child.pid, signal.SIGKILL)
-                code = child.wait()
+            code = _end(child)
             log.debug("ubus: subscription child exited with status %s", code)
+            if watcher is not None:
+                _end(watcher)
+                watcher.stdout.close()
         return True
+
+    def _watch(self, child: Child) -> Optional[Child]:
+        """Run ``ubus listen ubus.object.add``; a new network.interface object ends ``child``."""
+        if not self.watch_argv:
+            return None
+        try:
+            watcher = Child(self.watch_argv)
+        except OSError as e:
+            log.debug("ubus: cannot watch for netifd restarts: %s", e.strerror or e)
+            return None
+
+        def read() -> None:
+            try:
+                for line in watcher.stdout:
+                    try:
+                        event = json.loads(line).get("ubus.object.add") or {}
+                    except (ValueError, AttributeError):
+                        continue
+                    if isinstance(event, dict) and event.get("path") == SUBSCRIBE[2]:
+                        log.info("ubus: netifd registered network.interface again (restarted?); resubscribing")
+                        child.terminate()
+                        return
+            except (OSError, ValueError):
+                pass
+
+        threading.Thread(target=read, name="edgeddns-ubus-watch", daemon=True).start()
+        return watcher
 
     def handle(self, line: str) -> bool:
         """One notification line; True when it queued a check."""

@@ -48,6 +48,7 @@ def ubusd(tmp_path):
     d = tmp_path / "ubusd"
     d.mkdir()
     os.mkfifo(d / "feed")
+    os.mkfifo(d / "objects")
     bindir = tmp_path / "bin"
     bindir.mkdir()
     (bindir / "ubus").write_text(f'#!/bin/sh\nexec sh {FAKES}/ubus "$@"\n')
@@ -56,12 +57,12 @@ def ubusd(tmp_path):
     return d, env
 
 
-def notify(d, what, timeout: float = 15) -> None:
+def notify(d, what, timeout: float = 15, fifo: str = "feed") -> None:
     """Have the subscribed stand-in print recorded line ``what`` (or "exit")."""
     end = time.monotonic() + timeout
     while True:
         try:
-            fd = os.open(d / "feed", os.O_WRONLY | os.O_NONBLOCK)
+            fd = os.open(d / fifo, os.O_WRONLY | os.O_NONBLOCK)
             break
         except OSError as e:
             if e.errno != errno.ENXIO:
@@ -76,7 +77,8 @@ def notify(d, what, timeout: float = 15) -> None:
 
 
 def calls(d) -> list:
-    return read(d / "calls").splitlines()
+    """What the agent asked ubus (the netifd-restart watcher's ``listen`` aside)."""
+    return [c for c in read(d / "calls").splitlines() if not c.startswith("listen ")]
 
 
 def test_stand_in_prints_the_recording_verbatim(ubusd):
@@ -197,6 +199,15 @@ def test_notifications_reach_the_agent_without_a_ubus_call(tmp_path, ubusd):
         assert "resubscribing" in agent.log
         notify(d, RENEWED)
         assert wait_for(lambda: "192.0.2.4 router.lan" in read(hosts)), agent.log
+        # netifd restarts: its new network.interface object has a new id, the old subscription
+        # hears nothing more. ubusd announces the object; the agent resubscribes and checks once.
+        before = len(calls(d))
+        notify(d, "network.interface", fifo="objects")
+        assert wait_for(lambda: calls(d)[before:before + 2] == ["subscribe network.interface",
+                                                                "call network.interface.wan status"]), calls(d)
+        assert "registered network.interface again" in agent.log
+        notify(d, UP_AGAIN)
+        assert wait_for(lambda: "192.0.2.2 router.lan" in read(hosts)), agent.log
     finally:
         assert agent.stop() == 0, agent.log
     assert not (state / "ubus.pid").exists()
