@@ -37,7 +37,7 @@ BIG = [f"10.0.{i // 200}.{i % 200 + 1}" for i in range(60)]  # too large for a 5
 def zone_text() -> str:
     lines = [f"$ORIGIN {ZONE}.", "$TTL 300",
              "@ SOA ns1 hostmaster 1 3600 600 86400 300", "@ NS ns1", "ns1 A 127.0.0.1",
-             "fixed A 192.0.2.10"]
+             "fixed A 192.0.2.10", "alias CNAME fixed"]
     lines += [f"big A {a}" for a in BIG]
     return "\n".join(lines) + "\n"
 

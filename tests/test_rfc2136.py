@@ -368,3 +368,11 @@ def test_no_udp_answer_falls_back_to_tcp(dns_server):  # noqa: F811
     finally:
         relay.close()
     assert srv.values("tcponly.example.com") == [V4]
+
+
+def test_a_cname_is_reported_not_silently_kept(dns_server):  # noqa: F811
+    srv = dns_server
+    s0 = srv.serial()
+    with pytest.raises(ProviderError, match="is a CNAME"):
+        make(srv, zone="example.com").ensure(RecordConfig(name="alias.example.com", type="A", provider="p"), V4)
+    assert srv.serial() == s0

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
 CLASS_IN, CLASS_NONE, CLASS_ANY = 1, 254, 255
-TYPE_A, TYPE_SOA, TYPE_AAAA, TYPE_TSIG = 1, 6, 28, 250
+TYPE_A, TYPE_CNAME, TYPE_SOA, TYPE_AAAA, TYPE_TSIG = 1, 5, 6, 28, 250
 TYPES = {"A": TYPE_A, "AAAA": TYPE_AAAA, "SOA": TYPE_SOA}
 OPCODE_QUERY, OPCODE_UPDATE = 0, 5
 FLAG_QR, FLAG_AA, FLAG_TC = 0x8000, 0x0400, 0x0200

@@ -277,6 +277,11 @@ class Rfc2136Provider(Provider):
             raise self._fail("query", msg, v, update=False)
         if not msg.flags & dnsmsg.FLAG_AA:
             raise NotFoundError(f"{self.server_host}: not authoritative for {record.name}")
+        if any(r.name == record.name and r.rtype == dnsmsg.TYPE_CNAME for r in msg.answer):
+            # RFC 2136 §3.4.2.2: an address added next to a CNAME is silently ignored, so an
+            # UPDATE would "succeed" and change nothing.
+            raise ProviderError(f"{self.server_host}: {record.name} is a CNAME: an {record.type} record "
+                                "cannot be added next to it (update the name it points to)")
         rrs = [r for r in msg.answer if r.name == record.name and r.rtype == rtype]
         values = [a for a in (r.address() for r in rrs) if a is not None]
         return values, (rrs[0].ttl if rrs else None)
