@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from edgeddns.clock import boottime, release_floor
 from edgeddns.sntp import SntpClient
-from edgeddns.syncprobe import SyncProbe
+from edgeddns.syncprobe import SyncProbe, read_boot_id
 from edgeddns.timestore import FLOOR_SLACK, ClockStore
 
 if TYPE_CHECKING:
@@ -33,7 +33,16 @@ def cmd_clock(args: argparse.Namespace) -> int:
     sntp = SntpClient(timeout=cc.timeout)
     meas = sntp.measure(cc.ntp_servers)
     mono, wall = boottime(), time.time()
-    floor = max(release_floor(), ClockStore(cfg.agent.state_dir).load().verified - FLOOR_SLACK)
+    saved = ClockStore(cfg.agent.state_dir).load()
+    floor = max(release_floor(), saved.verified - FLOOR_SLACK)
+    if ev.synced and wall < floor:
+        ev.synced = False
+        ev.lines.append(f"system clock reads before the floor ({_iso(floor)}): not trusted")
+    kept = None  # what the next one-shot in this boot would reuse
+    o = saved.offset
+    if o is not None and o.boot_id == read_boot_id() and 0 <= mono - o.set_at:
+        kept = {"offset": round(o.base + mono - wall, 6), "source": o.source, "age": round(mono - o.set_at, 1),
+                "reusable": mono - o.set_at <= cc.max_age}
     if meas.chosen is not None and meas.chosen.base + mono < floor:
         meas.error = f"{meas.chosen.server} answered a time before the floor ({_iso(floor)})"
         meas.chosen = None
@@ -54,7 +63,7 @@ def cmd_clock(args: argparse.Namespace) -> int:
     else:
         chosen = {"offset": None, "source": None}
     out = {"mode": cc.mode, "synchronized": ev.synced, "evidence": ev.lines, "servers": servers,
-           "ntp_error": meas.error, "floor": _iso(floor), "chosen": chosen}
+           "ntp_error": meas.error, "floor": _iso(floor), "saved": kept, "chosen": chosen}
     if args.json:
         print(json.dumps(out))
     else:
@@ -73,6 +82,9 @@ def cmd_clock(args: argparse.Namespace) -> int:
         if meas.error:
             print(f"  no NTP result: {meas.error}")
         print(f"floor: {_iso(floor)} (nothing earlier is believed, no certificate expired before it is accepted)")
+        if kept:
+            print(f"saved in this boot: offset {kept['offset']:+.3f} s from {kept['source']}, {kept['age']:.0f} s ago"
+                  + ("" if kept["reusable"] else " (older than max_age: the next one-shot measures again)"))
         if chosen["source"]:
             print(f"chosen: offset {chosen['offset']:+.3f} s, source {chosen['source']}")
         else:

@@ -187,5 +187,6 @@ def test_clock_command_shows_evidence_servers_and_choice(tmp_path, faketime, chr
     assert "wrong origin" in by[liar.server]["error"]
     assert out["chosen"]["source"] == f"ntp:{chronyd}" and abs(out["chosen"]["offset"] - 10800) < 1
     assert out["floor"] >= "2026-11-29T00:00:00Z"  # the release date at least (ISO strings sort by time)
+    assert out["saved"] is None  # `edgeddns clock` measures but saves nothing
     p = run_cli("clock", "-c", str(cfg), env=env)
     assert p.returncode == 0 and "not proven synchronised" in p.stdout and f"source ntp:{chronyd}" in p.stdout

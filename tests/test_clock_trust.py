@@ -196,6 +196,11 @@ def test_one_shot_reuses_the_offset_measured_in_this_boot(tmp_path, ali_ok, ca_f
     saved = json.loads((tmp_path / "state" / "clock.json").read_text())
     with open("/proc/sys/kernel/random/boot_id") as f:
         assert saved["offset"]["boot_id"] == f.read().strip()
+    # `edgeddns clock` shows what the next one-shot would reuse
+    env = dict(faketime.env("-3h"), EDGEDDNS_IGNORE_SYNC_EVIDENCE="1")
+    p = run_cli("clock", "-c", str(tmp_path / "config.toml"), "--json", env=env)
+    kept = json.loads(p.stdout)["saved"]
+    assert kept["reusable"] and kept["source"] == f"ntp:{ntp.server}" and abs(kept["offset"] - 3 * 3600) < 1, kept
 
 
 def test_unreachable_ntp_costs_one_query_and_the_date_serves(tmp_path, ali_ok, ca_file, fake_ntp, faketime):  # noqa: F811
