@@ -147,7 +147,14 @@ def _fallback_update(args: "argparse.Namespace") -> int:
 
 def cmd_status(args: "argparse.Namespace") -> int:
     from edgeddns.bootstrap import EXIT_FAILED, EXIT_USAGE, private_state_dir
-    from edgeddns.result import format_line as format_result
+    from edgeddns.status import error_object, render
+
+    def fail(code: str, message: str, status: int) -> int:
+        # --json always prints one object, so a script can tell "no agent" from a broken pipe.
+        if args.json:
+            print(error_object(code, message))
+        print(f"edgeddns: {message}", file=sys.stderr)
+        return status
 
     path = _config_path(args)
     try:
@@ -156,22 +163,16 @@ def cmd_status(args: "argparse.Namespace") -> int:
         sock = socket_path(state_dir)
         reply = request(sock, {"op": "status"}, timeout=getattr(args, "timeout", None) or 2.0)
     except (ControlError, StateDirError) as e:
-        print(f"edgeddns: {e.message}", file=sys.stderr)
-        return EXIT_USAGE if e.code == "config" else EXIT_NO_AGENT if e.code == "no_agent" else EXIT_FAILED
+        return fail(e.code, e.message,
+                    EXIT_USAGE if e.code == "config" else EXIT_NO_AGENT if e.code == "no_agent" else EXIT_FAILED)
     if not reply.get("ok"):
         err = reply.get("error") or {}
-        print(f"edgeddns: the agent refused: [{err.get('code')}] {err.get('message')}", file=sys.stderr)
-        return EXIT_FAILED
+        return fail(str(err.get("code")), f"the agent refused: [{err.get('code')}] {err.get('message')}",
+                    EXIT_FAILED)
     state = reply.get("state") or {}
     if args.json:
         print(json.dumps(state, indent=1))
         return 0
-    clock = state.get("clock") or {}
-    print(f"agent    {state.get('node_id')} (edgeddns {state.get('version')}, pid {reply.get('pid')}), "
-          f"running since {state.get('started')}")
-    print(f"clock    {clock.get('source')} {clock.get('offset', 0):+.3f} s"
-          f"{'' if clock.get('trusted', True) else ' (not trusted)'}")
-    print(f"updates  {state.get('updates', 0)} runs")
-    for r in state.get("records") or []:
-        print(f"  {format_result(r)}  [{r.get('ts')}]")
+    for line in render(state, reply.get("pid")):
+        print(line)
     return 0

@@ -71,6 +71,10 @@ class MqttBridge:
         self.link.clock = agent.clock
         self.link.start()
 
+    def status_info(self) -> Dict[str, Any]:
+        """The connection, as ``edgeddns status`` shows it."""
+        return {"mqtt": {"connected": self.outbox.connected, "broker": f"{self.m.host}:{self.m.port}"}}
+
     def stop(self) -> None:
         """Publish ``offline`` (the will is only sent on an unclean loss) and disconnect."""
         self.link.stop()

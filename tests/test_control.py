@@ -63,7 +63,8 @@ def test_status(agent):
     assert st["node_id"] == "n" and st["records"][0]["record"] == "home.lan"
     assert st["records"][0]["ip"] == "10.0.0.1"
     r = run_cli("status", "-c", cfg)
-    assert r.returncode == 0 and "home.lan A 10.0.0.1" in r.stdout and f"pid {a.proc.pid}" in r.stdout
+    assert r.returncode == 0 and "home.lan A via lan" in r.stdout and f"pid {a.proc.pid}" in r.stdout
+    assert "last       updated 10.0.0.1 at " in r.stdout and "published  10.0.0.1" in r.stdout
 
 
 def test_malformed_requests_get_errors_and_the_agent_lives_on(agent):
