@@ -248,3 +248,43 @@ def test_ntp_hook_is_shellcheck_clean():
         pytest.skip("shellcheck is not installed")
     p = subprocess.run(["shellcheck", "-s", "sh", HOOK], capture_output=True, text=True)
     assert p.returncode == 0, p.stdout
+
+
+# ---- bounded local reads: cmd: output, the hosts file ---------------------------------------------
+
+def test_cmd_source_output_is_capped():
+    """Only the first 64 KiB of a command's output is kept: an address past it is never seen
+    (before: 20 MB of output was read whole, every byte of it in memory)."""
+    from edgeddns.ipsource import Detector
+
+    beyond = "cmd:sh -c 'head -c 70000 /dev/zero | tr \"\\\\0\" x; echo; echo 8.8.8.8'"
+    det = Detector().detect([beyond], 4)
+    assert det.address is None and "printed no IPv4 address" in det.reason(), det.reason()
+    within = "cmd:sh -c 'head -c 60000 /dev/zero | tr \"\\\\0\" x; echo; echo 8.8.8.8'"
+    assert Detector().detect([within], 4).address == "8.8.8.8"
+
+
+def _hosts_update(tmp_path, hosts_path: str):
+    from tests.conftest import json_results
+
+    (tmp_path / "wan-ip").write_text("10.0.0.1\n")
+    text = HOSTS_CONFIG.format(d=tmp_path, state=tmp_path / "state").replace(f'"{tmp_path}/hosts"',
+                                                                             f'"{hosts_path}"')
+    p = run_cli("update", "-c", write_config(tmp_path, text), "--json", timeout=30)
+    return p, json_results(p)
+
+
+def test_hosts_file_too_large_to_rewrite_is_refused(tmp_path):
+    hosts = tmp_path / "hosts"
+    big = "# padding\n" * (1 << 20)  # 10 MiB of comments
+    hosts.write_text(big)
+    p, (r,) = _hosts_update(tmp_path, str(hosts))
+    assert r["status"] == "failed" and "larger than" in r["error"]["message"], r
+    assert hosts.read_text() == big  # untouched
+
+
+def test_hosts_path_that_is_a_fifo_does_not_hang(tmp_path):
+    fifo = tmp_path / "hosts"
+    os.mkfifo(fifo)
+    p, (r,) = _hosts_update(tmp_path, str(fifo))
+    assert r["status"] == "failed" and "regular file" in r["error"]["message"], r

@@ -12,12 +12,15 @@ import os
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from edgeddns.errors import ProviderError
-from edgeddns.fileio import write_atomic
+from edgeddns.fileio import read_limited, write_atomic
 from edgeddns.options import Opt
 from edgeddns.providers.base import Provider, RemoteRecord
 
 if TYPE_CHECKING:
     from edgeddns.config import ProviderConfig, RecordConfig
+
+
+MAX_HOSTS_FILE = 4 << 20
 
 
 def _check_cmd(v: str) -> Optional[str]:
@@ -49,13 +52,18 @@ class HostsProvider(Provider):
         return "hosts"
 
     def _read(self) -> List[str]:
+        path = self.options["path"]
         try:
-            with open(self.options["path"], encoding="utf-8") as f:
-                return f.read().splitlines()
+            # A regular file of bounded size: a FIFO would hang, a huge file is not a hosts file to rewrite.
+            data = read_limited(path, MAX_HOSTS_FILE)
         except FileNotFoundError:
             return []
         except OSError as e:
-            raise ProviderError(f"cannot read {self.options['path']}: {e.strerror}") from None
+            raise ProviderError(f"cannot read {path}: {e.strerror}; refusing to rewrite it") from None
+        try:
+            return data.decode("utf-8").splitlines()
+        except UnicodeDecodeError:
+            raise ProviderError(f"{path} is not UTF-8 text; refusing to rewrite it") from None
 
     @staticmethod
     def _entry(line: str) -> Optional[Tuple[str, List[str]]]:
