@@ -211,7 +211,9 @@ class Engine:
         except Exception as e:  # a bug must cost one record, not the agent
             res.status = FAILED
             res.error = {"code": "internal", "message": f"{e.__class__.__name__} (a bug; please report)"}
-        res.clock = self.clock.info().as_dict()
+        # The clock this record's requests were signed with (its host's own, after a refused timestamp).
+        signer = getattr(getattr(self._providers.get(rec.provider), "ctx", None), "clock", None) or self.clock
+        res.clock = signer.info().as_dict()
         res.ts = self.clock.now()
         res.duration_ms = (self.monotonic() - start) * 1000.0
         return res

@@ -297,6 +297,7 @@ def test_a_provider_on_another_clock_is_signed_for_with_its_own_clock_only(tmp_p
         res = {r["record"]: r for r in (json.loads(x) for x in p.stdout.splitlines() if x.startswith("{"))}
         a, b = res["a.example.com"], res["b.example.com"]
         assert a["status"] == "updated" and a["clock_retry"]["clock"]["source"] == "http-date:localhost", a
+        assert a["clock"]["source"] == "http-date:localhost", a  # the result says which clock signed it
         assert abs(a["clock_retry"]["clock"]["offset"] - ahead) < 2.0, a
         assert b["status"] == "updated" and "clock_retry" not in b, b  # no refused first attempt
         assert b["clock"] == {"offset": 0.0, "source": "system"}, b
