@@ -250,3 +250,35 @@ def test_porkbun_documented_exchange(serve, ca_file):
     assert p.ensure(r, "1.1.1.2") == "updated"
     assert seen[-1].path == "/api/json/v3/dns/editByNameType/borseth.ink/A/www"
     assert json.loads(seen[-1].body) == PB_DOC_EDIT
+
+
+# -- Hetzner Cloud ---------------------------------------------------------------------
+
+def test_hetznercloud_rrset_actions_and_errors(serve, ca_file):
+    from tests.fakes.hetznercloud import FakeHetznerCloud
+
+    fake = FakeHetznerCloud({"rw": True, "ro": False}, ZONES)
+    srv = serve(fake)
+    p = make("hetznercloud", f"{srv.url}v1", ca_file, api_token="rw")
+    assert p.ensure(rec(), "8.8.8.8") == "updated"
+    create = srv.requests[-1]
+    assert (create.method, create.path, create.headers["authorization"]) == ("POST", "/v1/zones/example.com/rrsets",
+                                                                             "Bearer rw")
+    assert json.loads(create.body) == {"name": "home", "type": "A", "ttl": 300, "records": [{"value": "8.8.8.8"}]}
+    assert p.ensure(rec(), "8.8.8.8") == "unchanged" and srv.requests[-1].method == "GET"
+    assert p.ensure(rec(ttl=600), "1.1.1.1") == "updated"
+    assert [r.path for r in srv.requests[-2:]] == ["/v1/zones/example.com/rrsets/home/A/actions/set_records",
+                                                   "/v1/zones/example.com/rrsets/home/A/actions/change_ttl"]
+    assert fake.values("home.example.com", "A") == ["1.1.1.1"]
+    with pytest.raises(AuthError, match="token_readonly"):
+        make("hetznercloud", f"{srv.url}v1", ca_file, api_token="ro").ensure(rec(), "9.9.9.9")
+    with pytest.raises(AuthError, match="unauthorized"):
+        make("hetznercloud", f"{srv.url}v1", ca_file, api_token="nope").ensure(rec(), "9.9.9.9")
+    with pytest.raises(NotFoundError):
+        p.ensure(rec("home.example.org"), "8.8.8.8")
+    fake.secondary.add(101)  # example.net served as a secondary: changes are refused
+    with pytest.raises(ProviderError, match="incorrect_zone_mode"):
+        p.ensure(rec("home.example.net"), "8.8.8.8")
+    fake.throttle = 1
+    with pytest.raises(RateLimitedError):
+        p.ensure(rec(), "9.9.9.9")

@@ -27,6 +27,7 @@ PROVIDERS: Dict[str, str] = {
     "godaddy": "edgeddns.providers.godaddy:GodaddyProvider",
     "digitalocean": "edgeddns.providers.digitalocean:DigitaloceanProvider",
     "hetzner": "edgeddns.providers.hetzner:HetznerProvider",
+    "hetznercloud": "edgeddns.providers.hetznercloud:HetznercloudProvider",
     "gandi": "edgeddns.providers.gandi:GandiProvider",
 }
 

@@ -13,6 +13,7 @@ from tests.fakes.digitalocean import FakeDigitalocean
 from tests.fakes.gandi import FakeGandi
 from tests.fakes.godaddy import FakeGodaddy
 from tests.fakes.hetzner import FakeHetzner
+from tests.fakes.hetznercloud import FakeHetznerCloud
 from tests.fakes.namecheap import FakeNamecheap
 from tests.fakes.porkbun import FakePorkbun
 from tests.fakes.server import FakeServer
@@ -57,6 +58,12 @@ def start_hetzner(ca_file, server_context):
     return fake, _toml("hetzner", ca_file, f"{srv.url}api/v1", 'api_token = "hetzner-matrix-token"')
 
 
+def start_hetznercloud(ca_file, server_context):
+    fake = FakeHetznerCloud({"hcloud-matrix": True}, ZONES)
+    srv = _serve(fake, server_context)
+    return fake, _toml("hetznercloud", ca_file, f"{srv.url}v1", 'api_token = "hcloud-matrix"')
+
+
 def start_gandi(ca_file, server_context):
     fake = FakeGandi({"gandi-pat-matrix": None}, ZONES)
     srv = _serve(fake, server_context)
@@ -88,6 +95,7 @@ STARTERS = {
     "porkbun": start_porkbun,
     "digitalocean": start_digitalocean,
     "hetzner": start_hetzner,
+    "hetznercloud": start_hetznercloud,
     "gandi": start_gandi,
     "godaddy": start_godaddy,
     "namecheap": start_namecheap,
