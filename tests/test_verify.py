@@ -174,3 +174,64 @@ def test_verify_repairs_every_signed_provider(tmp_path, signed):
         assert r.status == "unchanged" and r.extra.get("verified") is True
     finally:
         eng.close()
+
+
+AGENT = """
+[agent]
+node_id = "n"
+state_dir = "{d}/state"
+verify_interval = 1
+[ip]
+ipv4 = ["static:8.8.8.8"]
+[providers.lan]
+type = "hosts"
+path = "{d}/hosts"
+[[records]]
+name = "home.example.com"
+provider = "lan"
+[[records]]
+name = "other.example.com"
+provider = "lan"
+"""
+
+
+def test_the_agents_verify_timer_repairs_a_hand_edit(tmp_path):
+    """The scheduler's verify timer and the engine's verify, wired together in a running agent."""
+    from edgeddns.agent import Agent
+    from edgeddns.clock import SystemClock
+    from edgeddns.events import Event
+    from tests.agentproc import wait_for
+
+    class Mono:
+        t = 1000.0
+
+        def __call__(self):
+            return self.t
+
+    mono = Mono()
+    cfg = load(write_config(tmp_path, AGENT.format(d=tmp_path)))
+    hosts = tmp_path / "hosts"
+    results = []
+
+    class Collect:
+        def publish_result(self, r):
+            results.append(r)
+
+        def publish_state(self, s):
+            pass
+
+    agent = Agent(cfg, clock=SystemClock(), monotonic=mono)
+    agent.add_publisher(Collect())
+    try:
+        agent.start()
+        assert wait_for(lambda: "8.8.8.8 home.example.com" in (hosts.read_text() if hosts.exists() else ""), 10)
+        assert agent.wait_idle(10)
+        hosts.write_text("8.8.8.8 other.example.com\n")  # home.example.com removed by hand
+        mono.t += 200  # past verify_interval (1 minute, jittered)
+        agent.submit(Event("test", records=["other.example.com"]))  # wakes the worker
+        assert wait_for(lambda: "home.example.com" in hosts.read_text(), 10), hosts.read_text()
+        assert agent.wait_idle(10)
+        mine = [r for r in results if r.record == "home.example.com" and r.extra.get("repaired")]
+        assert mine and mine[-1].status == "updated", [(r.record, r.status, r.trigger, r.extra) for r in results]
+    finally:
+        agent.stop()
