@@ -313,6 +313,21 @@ key_name = "ddns-key"
     assert len(p.stderr.strip().splitlines()) == 1 and KEYS["ddns-key"][1] not in p.stderr
 
 
+def test_md5_only_when_asked_and_warned(tmp_path):
+    body = f"""
+[providers.p]
+type = "rfc2136"
+server = "127.0.0.1"
+key_name = "k"
+key_secret = "{KEYS['md5-key'][1]}"
+"""
+    p = run_cli("check-config", "-c", config(tmp_path, None, rec("x.example.com"), provider=body))
+    assert p.returncode == 0 and "key_algorithm" not in p.stderr, p.stderr  # the default is hmac-sha256
+    p = run_cli("check-config", "-c", config(tmp_path, None, rec("x.example.com"), sub="md5",
+                                             provider=body + 'key_algorithm = "hmac-md5"\n'))
+    assert p.returncode == 0 and "providers.p.key_algorithm" in p.stderr and "hmac-md5" in p.stderr, p.stderr
+
+
 def test_server_forms():
     from edgeddns.providers.rfc2136 import split_server
 

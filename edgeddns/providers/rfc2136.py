@@ -115,6 +115,12 @@ class Rfc2136Provider(Provider):
             return "endpoint", "is not used by rfc2136: give server = \"host[:port]\""
         return None
 
+    @classmethod
+    def config_warnings(cls, cfg: ProviderConfig) -> List[Tuple[str, str]]:
+        if cfg.options.get("key_algorithm") == "hmac-md5":
+            return [("key_algorithm", "hmac-md5 is kept for old servers only: use hmac-sha256 if the server has it")]
+        return []
+
     @property
     def host(self) -> str:
         return self.server_host
