@@ -235,3 +235,37 @@ def test_the_agents_verify_timer_repairs_a_hand_edit(tmp_path):
         assert mine and mine[-1].status == "updated", [(r.record, r.status, r.trigger, r.extra) for r in results]
     finally:
         agent.stop()
+
+
+def test_the_agent_retries_a_failed_reload_cmd_with_the_records_back_off(tmp_path):
+    from edgeddns.agent import Agent
+    from edgeddns.clock import SystemClock
+    from tests.agentproc import wait_for
+
+    class Mono:
+        t = 1000.0
+
+        def __call__(self):
+            return self.t
+
+    script = tmp_path / "reload.sh"
+    script.write_text(textwrap.dedent(RELOAD).lstrip().format(d=tmp_path))
+    os.chmod(script, 0o755)
+    body = AGENT.format(d=tmp_path).replace("verify_interval = 1", "verify_interval = 0").replace(
+        f'path = "{tmp_path}/hosts"', f'path = "{tmp_path}/hosts"\nreload_cmd = "{script}"')
+    cfg = load(write_config(tmp_path, body))
+    reloads = tmp_path / "reloads"
+    mono = Mono()
+    agent = Agent(cfg, clock=SystemClock(), monotonic=mono)
+    try:
+        agent.start()
+        assert wait_for(lambda: reloads.exists(), 10) and agent.wait_idle(10)
+        before = reloads.read_text().count("run")
+        assert agent.records["home.example.com/A/lan"]["status"] == "failed"
+        (tmp_path / "dnsmasq-ok").write_text("")  # dnsmasq is back
+        mono.t += 120  # past the first back-off (30 s, jittered)
+        agent.scheduler.wake()  # the worker waits on a real timeout; the fake clock moved
+        assert wait_for(lambda: agent.records["home.example.com/A/lan"]["status"] == "updated", 10), agent.records
+        assert reloads.read_text().count("run") > before
+    finally:
+        agent.stop()
