@@ -48,7 +48,9 @@ def fingerprint(provider: ProviderConfig, record: RecordConfig, salt: str) -> st
             return [plain(x) for x in v]
         if v is None or isinstance(v, (str, int, float, bool)):
             return v
-        return repr(v)
+        # Not a TOML value: only its type, since a repr may hold a memory address that
+        # differs per process and would re-publish on every run.
+        return f"<{type(v).__name__}>"
 
     what = {
         "provider": {"type": provider.type, "endpoint": provider.endpoint, "options": plain(provider.options)},

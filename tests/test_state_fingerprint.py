@@ -138,3 +138,20 @@ def test_wrong_shaped_state_is_set_aside(tmp_path, content):
     assert data["version"] == 2 and len(data["records"]) == 1
     p = run_cli("check-config", "-c", cfg)
     assert "Traceback" not in p.stderr
+
+
+def test_fingerprint_properties(tmp_path):
+    import dataclasses
+
+    from edgeddns.config import load
+    from edgeddns.fingerprint import fingerprint
+
+    cfg = load(write_config(tmp_path, HOSTS.format(d=tmp_path, hosts="hosts")))
+    pc, rec = cfg.providers["lan"], cfg.records[0]
+    fp = fingerprint(pc, rec, "salt")
+    assert fp == fingerprint(pc, rec, "salt") and fp != fingerprint(pc, rec, "other-salt")
+    # Transport settings change nothing at the provider.
+    assert fingerprint(dataclasses.replace(pc, timeout=3.0, ca_file="/x.pem"), rec, "salt") == fp
+    assert fingerprint(pc, dataclasses.replace(rec, ttl=60), "salt") != fp
+    assert fingerprint(dataclasses.replace(pc, options={**pc.options, "x": object()}), rec, "salt") == \
+        fingerprint(dataclasses.replace(pc, options={**pc.options, "x": object()}), rec, "salt")
