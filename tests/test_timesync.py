@@ -609,3 +609,16 @@ def test_boottime_is_clock_boottime_in_a_time_namespace(tmp_path, chronyd):  # n
     assert p.returncode == 0, p.stderr
     gap, err = (float(x) for x in p.stdout.split())
     assert abs(gap - 86400) < 5 and abs(err) < 0.5
+
+
+def test_a_symlinked_clock_file_is_not_followed(tmp_path):
+    """A planted link must not feed the floor (a far-future 'verified' would lock the true time out)."""
+    target = tmp_path / "elsewhere.json"
+    target.write_text('{"verified": 4000000000}')
+    (tmp_path / "clock.json").symlink_to(target)
+    t = Ticker()
+    c, s = make(tmp_path, t, ntp_offset=1.0, probe=boot_probe(tmp_path, "boot-a"))
+    assert c.floor() == c.release
+    c.ensure()
+    assert c.info().source == "ntp:ntp.test"
+    assert not (tmp_path / "clock.json").is_symlink() and target.read_text() == '{"verified": 4000000000}'
