@@ -622,3 +622,23 @@ def test_a_symlinked_clock_file_is_not_followed(tmp_path):
     c.ensure()
     assert c.info().source == "ntp:ntp.test"
     assert not (tmp_path / "clock.json").is_symlink() and target.read_text() == '{"verified": 4000000000}'
+
+
+def test_every_test_named_in_the_clock_boundaries_table_exists():
+    """docs/clock.md lists the test holding each boundary: a renamed or deleted test must not leave it lying."""
+    import re
+
+    with open(os.path.join(ROOT, "docs", "clock.md"), encoding="utf-8") as f:
+        doc = f.read()
+    table = doc[doc.index("## Boundaries, attacks"):doc.index("## `edgeddns clock`")]
+    named = []
+    for row in table.splitlines():
+        current = None
+        for m in re.finditer(r"`(?:tests/)?(test_\w+\.py)?(?:::(test_\w+))?`", row):
+            current = m.group(1) or current
+            if m.group(2):
+                named.append((current, m.group(2)))
+    assert len(named) >= 15
+    for file, name in named:
+        with open(os.path.join(ROOT, "tests", file), encoding="utf-8") as f:
+            assert f"def {name}(" in f.read(), f"docs/clock.md names {file}::{name}, which does not exist"
