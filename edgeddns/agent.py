@@ -341,15 +341,51 @@ class Agent:
     def state(self) -> Dict[str, Any]:
         """The summary published as retained state and answered to ``status``."""
         info = self.clock.info()
-        return {
+        out = {
             "node_id": self.config.agent.node_id,
             "version": __version__,
             "started": iso(self.started),
-            "records": list(self.records.values()),
+            "records": self._record_states(),
             "clock": {**info.as_dict(), "trusted": self.clock.trusted},
             "updates": self.updates,
             "events": self.scheduler.summary(),
         }
+        for _, s in self.sources:  # e.g. the MQTT connection
+            status_info = getattr(s, "status_info", None)
+            if callable(status_info):
+                try:
+                    out.update(status_info())
+                except Exception:
+                    log.exception("status of %s failed", type(s).__name__)
+        return out
+
+    def _record_states(self) -> List[Dict[str, Any]]:
+        """Each record's last result and next timers; before its first check, what the state dir knows.
+
+        Right after a start the first retained MQTT state would otherwise be ``"records": []`` and
+        Home Assistant's sensors would go empty until the first run: a record published before is
+        shown with its saved address and ``status: "saved"``.
+        """
+        timers = self.scheduler.timers()
+        now = self.clock.now()
+        state = getattr(self.engine, "state", None)
+        out = []
+        for rec in self.config.records:
+            entry = self.records.get(rec.key)
+            if entry is None:
+                try:
+                    saved = state.get(rec.key) if state is not None else {}
+                except Exception:
+                    saved = {}
+                if not saved.get("ip"):
+                    continue
+                ts = saved.get("ts")
+                entry = {"record": rec.name, "type": rec.type, "provider": rec.provider, "ip": saved["ip"],
+                         "status": "saved", "error": None, "published_ip": saved["ip"],
+                         "ts": iso(ts) if isinstance(ts, (int, float)) else None}
+            nxt = timers.get(rec.key)
+            out.append({**entry, "next": {k: iso(now + left) for k, left in nxt.items()}} if nxt else entry)
+        return out
 
 
 def _default_engine(config: "Config", clock: "Clock") -> "Engine":

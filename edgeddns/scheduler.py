@@ -347,6 +347,14 @@ class Scheduler:
                 self._cond.wait(min(left, 0.05))
         return True
 
+    def timers(self) -> Dict[str, Dict[str, float]]:
+        """Per record key, seconds until each armed timer (retry, poll, verify, keepalive): for status."""
+        with self._cond:
+            now = self.monotonic()
+            return {key: {name: max(0.0, at - now) for name, at in (
+                ("retry", p.retry_at), ("poll", p.poll_at), ("verify", p.verify_at),
+                ("keepalive", p.keepalive_at)) if at is not None} for key, p in self.plans.items()}
+
     def summary(self) -> Dict[str, int]:
         with self._cond:
             return {"events": self.events, "coalesced": self.coalesced,
