@@ -144,6 +144,10 @@ class Scheduler:
                 end = now + self.settle if event.settle else now
                 self._window = end if self._window is None else min(self._window, end)
                 self._cond.notify_all()
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("event %s%s: %s due%s", event.trigger, f" {event.iface}" if event.iface else "",
+                          ", ".join(p.key for p in plans) or "no record",
+                          f", settling {self.settle * 1000:.0f} ms" if plans and event.settle else "")
         _call(late)
         return True
 
@@ -201,6 +205,11 @@ class Scheduler:
             self._running = True
             if held:
                 log.debug("holding records of a failing provider until its breaker closes")
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("run: %s", "; ".join(
+                    f"{j.key} ({j.trigger}{', forced' if j.force else ''}"
+                    f"{', force limited' if j.force_limited else ''}{', verify' if j.verify else ''}"
+                    f"{f', {j.events} events merged' if j.events > 1 else ''})" for j in jobs))
             return jobs
 
     def _fire(self, p: RecordPlan, now: float) -> None:
@@ -216,6 +225,7 @@ class Scheduler:
         if fired:
             p.due = True
             self._window = now if self._window is None else min(self._window, now)
+            log.debug("timer: %s check for %s", p.trigger, p.key)
 
     def _job(self, p: RecordPlan, now: float) -> Job:
         job = Job(key=p.key, name=p.name, provider=p.provider, trigger=p.trigger or "check", force=p.force,

@@ -58,3 +58,32 @@ def test_each_ntp_query_at_debug_level(chronyd, fake_ntp, caplog):  # noqa: F811
     assert any(re.match(rf"ntp {re.escape(chronyd)} -> stratum 8, offset [+-]\d+\.\d{{3}} s, delay \d+\.\d ms", x)
                for x in lines), lines
     assert any(x.startswith(f"ntp {silent.server} -> no answer within 0.4 s") for x in lines), lines
+
+
+def test_each_scheduler_decision_at_debug_level(tmp_path, caplog):
+    """An event makes records due, a timer fires, a run starts: one debug line each."""
+    import logging
+
+    from edgeddns.events import Event
+    from edgeddns.result import Result
+    from tests.test_scheduler import make
+
+    s, clock, _ = make(tmp_path)
+    logger = logging.getLogger("edgeddns")
+    with caplog.at_level(logging.DEBUG, logger="edgeddns"):
+        logger.propagate = True
+        try:
+            s.submit(Event("ubus", records=["a.lan"], iface="wan"))
+            clock.t += 1
+            jobs = s.take(clock.t)
+            s.complete(jobs, [Result("a.lan", "A", "lan", None, None, "failed",
+                                     error={"code": "network", "message": "x"})])
+            clock.t += 3600
+            s.take(clock.t)
+        finally:
+            logger.propagate = False
+    lines = [r.getMessage() for r in caplog.records]
+    assert "event ubus wan: a.lan/A/lan due, settling 5 ms" in lines, lines
+    assert "run: a.lan/A/lan (ubus)" in lines, lines
+    assert "timer: retry check for a.lan/A/lan" in lines, lines
+    assert "run: a.lan/A/lan (retry)" in lines, lines
