@@ -1,8 +1,9 @@
 """A small SNTP client (RFC 4330 / RFC 5905 arithmetic). It never sets the clock.
 
-Each sample is anchored to the monotonic clock: the result is "true time at
-monotonic instant M", so a step of the wall clock by another daemon during or
-after the exchange cannot poison it. The transmit field of the request holds
+Each sample is anchored to an elapsed-time clock (boot time by default, which
+counts suspend): the result is "true time at instant M of that clock", so a
+step of the wall clock by another daemon during or after the exchange cannot
+poison it. The transmit field of the request holds
 64 random bits instead of our (possibly wrong) wall time; the reply must echo
 them as its origin timestamp, which stops stale duplicates and off-path spoofing.
 """
