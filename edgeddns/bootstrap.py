@@ -62,7 +62,7 @@ def setup_logging(args: argparse.Namespace, cfg: Config):
     verbose, quiet = getattr(args, "verbose", 0), getattr(args, "quiet", 0)
     level = "debug" if verbose > quiet else "warning" if quiet > verbose else cfg.agent.log_level
     target = "syslog" if getattr(args, "syslog", False) else getattr(cfg.agent, "log_target", "auto")
-    return log.setup(level, (s.reveal() for s in cfg.secrets), target=target)
+    return log.setup(level, cfg.redactor, target=target)
 
 
 def private_state_dir(state_dir: str, *, client: bool = False) -> None:

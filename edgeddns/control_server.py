@@ -33,6 +33,7 @@ class ControlServer:
     def __init__(self, config: "Config", *, path: Optional[str] = None, max_clients: int = 8,
                  client_timeout: float = 2.0, update_timeout: float = 600.0):
         self.path = path or socket_path(config.agent.state_dir)
+        self.config = config
         self.max_clients = max_clients
         self.client_timeout = client_timeout
         self.update_timeout = update_timeout
@@ -170,10 +171,15 @@ class ControlServer:
             elif problem is not None:
                 self._reply(conn, _error(problem.code, problem.message))
             else:
-                self._reply(conn, self.handle(line))
+                self._reply(conn, self._redact(self.handle(line)))
         finally:
             conn.close()
             self._slots.release()
+
+    def _redact(self, obj: Dict[str, Any]) -> Dict[str, Any]:
+        """Answers go through the live config's redaction step, like every other output."""
+        config = getattr(self._agent, "config", None) or self.config
+        return config.redactor.data(obj)
 
     @staticmethod
     def _reply(conn: socket.socket, obj: Dict[str, Any]) -> None:

@@ -19,10 +19,12 @@ import logging
 import os
 import sys
 import time
-from typing import IO, TYPE_CHECKING, Iterable, Optional
+from typing import IO, TYPE_CHECKING, Iterable, Optional, Union
 
 if TYPE_CHECKING:
     import socket
+
+    from edgeddns.redact import Redactor
 
 LOGGER = "edgeddns"
 TARGETS = ("auto", "stderr", "syslog")
@@ -33,18 +35,20 @@ SEVERITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR
 
 
 class RedactFilter(logging.Filter):
-    """Last line of defence: replaces any secret's text, wherever it came from."""
+    """Every line goes through the one redaction step (:mod:`edgeddns.redact`), traceback included."""
 
-    def __init__(self, secrets: Iterable[str]):
+    def __init__(self, secrets: Union[Iterable[str], "Redactor"]):
+        from edgeddns.redact import Redactor
+
         super().__init__()
-        self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+        self.redactor = secrets if isinstance(secrets, Redactor) else Redactor(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            msg = record.getMessage()
-            for s in self.secrets:
-                msg = msg.replace(s, "***")
-            record.msg, record.args = msg, None
+        if self.redactor:
+            record.msg, record.args = self.redactor.text(record.getMessage()), None
+            if record.exc_info:
+                record.exc_text = self.redactor.text(logging.Formatter().formatException(record.exc_info))
+                record.exc_info = None
         return True
 
 
@@ -127,7 +131,7 @@ def stderr_is_journal(stream: IO[str]) -> bool:
     return want == f"{st.st_dev}:{st.st_ino}"
 
 
-def setup(level: str = "info", secrets: Iterable[str] = (), *, target: str = "auto",
+def setup(level: str = "info", secrets: Union[Iterable[str], "Redactor"] = (), *, target: str = "auto",
           stream: Optional[IO[str]] = None, syslog_path: Optional[str] = None) -> logging.Logger:
     log = logging.getLogger(LOGGER)
     for h in list(log.handlers):

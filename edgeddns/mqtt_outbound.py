@@ -43,7 +43,7 @@ class Outbox:
         self.topics = topics
         self.node = node
         self._config_now = config_now  # the agent's current config (discovery follows reloads)
-        self._secrets = [s.reveal() for s in config.secrets if len(s.reveal()) >= 4]
+        self._config = config
         self.lock = threading.RLock()  # connected flag, backlog and the order of publishes
         self.client: Any = None
         self.connected = False
@@ -202,10 +202,9 @@ class Outbox:
             log.warning("MQTT publish to %s failed: %s", topic, self.error_string(info.rc))
 
     def encode(self, obj: Dict[str, Any]) -> bytes:
-        text = json.dumps(obj, separators=(",", ":"), default=str)
-        for s in self._secrets:  # payloads never hold secrets; this makes sure of it
-            text = text.replace(s, "***")
-        return text.encode("utf-8")
+        # The live config's redaction step (a reload's new secrets too), before serialising.
+        obj = (self._config_now() or self._config).redactor.data(obj)
+        return json.dumps(obj, separators=(",", ":"), default=str).encode("utf-8")
 
 
 def stamp(node: str, answer: Dict[str, Any]) -> Dict[str, Any]:

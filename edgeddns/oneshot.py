@@ -13,10 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, Optional
 
 from edgeddns.bootstrap import EXIT_FAILED, EXIT_USAGE, load_config, private_state_dir, setup_logging
 from edgeddns.result import FAILED, format_line
+
+if TYPE_CHECKING:
+    from edgeddns.redact import Redactor
 
 HANDOFF_TIMEOUT = 660.0  # seconds: the agent answers after the run (provider timeouts, retries)
 
@@ -32,7 +35,7 @@ def cmd_update(args: argparse.Namespace) -> int:
             print(f"edgeddns: unknown record {unknown[0]!r} (configured: "
                   f"{', '.join(sorted({r.name for r in cfg.records})) or 'none'})", file=sys.stderr)
             return EXIT_USAGE
-    secrets = [s.reveal() for s in cfg.secrets if s.reveal() and len(s.reveal()) >= 4]
+    secrets = cfg.redactor
     if args.dry_run or getattr(args, "standalone", False):
         return _here(cfg, args, log, secrets)
     from edgeddns.statelock import StateLock
@@ -54,7 +57,7 @@ def cmd_update(args: argparse.Namespace) -> int:
     return _hand_over(cfg, args, held.pid, secrets)
 
 
-def _hand_over(cfg: Any, args: argparse.Namespace, pid: Optional[int], secrets: List[str]) -> int:
+def _hand_over(cfg: Any, args: argparse.Namespace, pid: Optional[int], secrets: Redactor) -> int:
     from edgeddns.control import ControlError, request, socket_path
 
     who = f"pid {pid}" if pid else "unknown pid"
@@ -76,7 +79,7 @@ def _hand_over(cfg: Any, args: argparse.Namespace, pid: Optional[int], secrets: 
     return 1 if any(d.get("status") == FAILED for d in results) else 0
 
 
-def _here(cfg: Any, args: argparse.Namespace, log: Any, secrets: List[str]) -> int:
+def _here(cfg: Any, args: argparse.Namespace, log: Any, secrets: Redactor) -> int:
     from edgeddns.clock import build_clock
     from edgeddns.engine import Engine, UpdateRequest, summarize
     from edgeddns.state import StateStore
@@ -101,8 +104,6 @@ def _here(cfg: Any, args: argparse.Namespace, log: Any, secrets: List[str]) -> i
     return summarize(results)
 
 
-def _print(d: Dict[str, Any], as_json: bool, secrets: List[str]) -> None:
-    text = json.dumps(d, sort_keys=False) if as_json else format_line(d)
-    for s in secrets:  # results never hold secrets; this makes sure of it
-        text = text.replace(s, "***")
-    print(text, flush=True)
+def _print(d: Dict[str, Any], as_json: bool, secrets: Redactor) -> None:
+    d = secrets.data(d)  # before serialising: a secret is matched as itself, not as JSON made it
+    print(json.dumps(d, sort_keys=False) if as_json else format_line(d), flush=True)

@@ -7,9 +7,11 @@ A leaf (it imports only :mod:`edgeddns.options`), so providers can name
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Dict, List, Optional, Tuple
 
 from edgeddns.options import Secret
+from edgeddns.redact import Redactor
 
 
 @dataclass
@@ -119,6 +121,11 @@ class Config:
     mqtt: Optional[MqttConfig] = None
     secrets: List[Secret] = field(default_factory=list)
     warnings: List[str] = field(default_factory=list)
+
+    @cached_property
+    def redactor(self) -> Redactor:
+        """The redaction step every output channel applies, fed by this config's secrets."""
+        return Redactor(s.reveal() for s in self.secrets)
 
     def sources_for(self, record: RecordConfig) -> List[str]:
         return config_sources(self.ip, record)

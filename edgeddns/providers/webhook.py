@@ -209,13 +209,11 @@ class WebhookProvider(Provider):
         return "updated"
 
     def _redact(self, text: str) -> str:
+        """The answer may echo the URL or headers: the secret goes before the text is quoted."""
+        from edgeddns.redact import Redactor
+
         secret = self.options.get("secret")
-        if secret is not None:
-            s = secret.reveal()
-            for form in (s, quote(s, safe=""), quote(s)):
-                if form:
-                    text = text.replace(form, "***")
-        return text
+        return Redactor([secret.reveal()]).text(text) if secret is not None else text
 
     def _check(self, resp: HttpResponse) -> None:
         text = resp.text
