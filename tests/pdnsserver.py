@@ -105,6 +105,8 @@ loglevel=4
 distributor-threads=1
 receiver-threads=1
 security-poll-suffix=
+dnsupdate=yes
+allow-dnsupdate-from=127.0.0.0/8
 """)
     log_path = os.path.join(d, "pdns.log")
     with open(log_path, "w") as log:

@@ -98,3 +98,45 @@ def test_name_outside_every_zone_is_not_found(pdns, tmp_path):  # noqa: F811
     # a configured zone the server does not have: PowerDNS answers 404
     r = update(config(tmp_path, pdns, rec("home.example.org"), extra='zone = "example.org"', sub="z"))
     assert r["status"] == "failed" and r["error"]["code"] == "not_found", r
+
+
+def test_rfc2136_against_powerdns(pdns, tmp_path):  # noqa: F811
+    """The rfc2136 type against PowerDNS's own DNS UPDATE support: the third real server."""
+    import base64
+
+    import pytest
+
+    from edgeddns.config import RecordConfig
+    from edgeddns.errors import AuthError
+    from tests.dnsservers import KEYS
+    from tests.test_rfc2136 import make
+
+    code, _ = pdns.api("POST", "/api/v1/servers/localhost/tsigkeys",
+                       {"name": "ddns-key", "algorithm": "hmac-sha256", "key": KEYS["ddns-key"][1]})
+    assert code == 201
+    code, _ = pdns.api("PUT", "/api/v1/servers/localhost/zones/example.com./metadata/TSIG-ALLOW-DNSUPDATE",
+                       {"metadata": ["ddns-key"]})
+    assert code == 200
+
+    class Server:
+        server = f"127.0.0.1:{pdns.dns_port}"
+
+    rec = RecordConfig(name="tsig.example.com", type="A", provider="p")
+    s0 = pdns.serial()
+    assert make(Server).ensure(rec, V4) == "updated"  # the zone from an SOA query, every answer verified
+    assert pdns.values("tsig.example.com") == [V4]
+    s1 = pdns.serial()
+    assert s1 > s0
+    assert make(Server).ensure(rec, V4) == "unchanged" and pdns.serial() == s1
+    assert make(Server).ensure(rec, V4B) == "updated" and pdns.values("tsig.example.com") == [V4B]
+    wrong = base64.b64encode(b"w" * 32).decode()
+    with pytest.raises(AuthError, match="without a signature.*secret"):
+        make(Server, secret=wrong).ensure(rec, V4)
+    # PowerDNS answers a wrong time the same way (unsigned, no BADTIME): the message says so.
+    import time
+
+    from edgeddns.clock import SystemClock
+
+    with pytest.raises(AuthError, match="clock more than 5 minutes off"):
+        make(Server, clock=SystemClock(wall=lambda: time.time() - 3 * 3600)).ensure(rec, V4)
+    assert pdns.values("tsig.example.com") == [V4B]

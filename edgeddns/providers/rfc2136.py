@@ -213,6 +213,14 @@ class Rfc2136Provider(Provider):
             if transport == "udp" and msg.truncated:
                 continue  # nothing in a truncated answer is used, not even its rcode
             break
+        signed_answer = bool(msg.additional) and msg.additional[-1].rtype == dnsmsg.TYPE_TSIG
+        if not signed_answer and msg.rcode in (5, 9):
+            # An unsigned refusal carries nothing to believe, only the failure. PowerDNS answers this
+            # way (NOTAUTH to a query, REFUSED to an update, no TSIG) to a wrong key and to a wrong time.
+            raise AuthError(f"{self.server_host}: {dnsmsg.RCODES[msg.rcode]} without a signature: the server "
+                            f"refused TSIG key {self.key.name} ({self.key.algorithm}): wrong name, algorithm or "
+                            "secret, a key not allowed for this zone, or a clock more than 5 minutes off (this "
+                            "server does not say which)")
         try:
             if check_time:
                 verified = tsig.verify(self.key, msg, req_mac, self.ctx.clock.now())
