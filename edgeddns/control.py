@@ -98,17 +98,21 @@ def request(path: str, obj: Dict[str, Any], timeout: float = 2.0) -> Dict[str, A
 
 
 def _config_path(args: "argparse.Namespace") -> str:
-    from edgeddns.bootstrap import default_config_path
+    from edgeddns.bootstrap import default_config_path, no_config_found
 
-    return args.config or default_config_path()
+    if args.config or os.environ.get("EDGEDDNS_CONFIG"):
+        return args.config or default_config_path()
+    path = default_config_path()
+    if not os.path.exists(path):
+        raise StateDirError(no_config_found())  # naming every place looked at, not just the last
+    return path
 
 
 def cmd_trigger(args: "argparse.Namespace") -> int:
     from edgeddns.bootstrap import EXIT_FAILED, EXIT_USAGE, private_state_dir
 
-    path = _config_path(args)
     try:
-        state_dir = state_dir_of(path)
+        state_dir = state_dir_of(_config_path(args))
     except StateDirError as e:
         print(f"edgeddns: {e.message}", file=sys.stderr)
         return EXIT_USAGE
@@ -156,9 +160,8 @@ def cmd_status(args: "argparse.Namespace") -> int:
         print(f"edgeddns: {message}", file=sys.stderr)
         return status
 
-    path = _config_path(args)
     try:
-        state_dir = state_dir_of(path)
+        state_dir = state_dir_of(_config_path(args))
         private_state_dir(state_dir, client=True)
         sock = socket_path(state_dir)
         reply = request(sock, {"op": "status"}, timeout=getattr(args, "timeout", None) or 2.0)

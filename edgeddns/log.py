@@ -108,12 +108,12 @@ class SyslogHandler(logging.Handler):
         super().close()
 
 
-def under_procd() -> bool:
+def under_procd(ppid: Optional[int] = None, comm: str = "/proc/1/comm") -> bool:
     """True when procd started us: our parent is pid 1 and pid 1 is procd."""
-    if os.getppid() != 1:
+    if (os.getppid() if ppid is None else ppid) != 1:
         return False
     try:
-        with open("/proc/1/comm") as f:
+        with open(comm) as f:
             return f.read().strip() == "procd"
     except OSError:
         return False

@@ -77,3 +77,15 @@ def test_syslog_without_a_socket_falls_back_to_stderr(tmp_path):
     r = run(tmp_path, "update", "--syslog", "-v", env={"EDGEDDNS_SYSLOG_SOCKET": str(tmp_path / "nothing")})
     assert r.returncode == 0
     assert "cannot log to syslog at" in r.stderr and "DEBUG" in r.stderr
+
+
+def test_under_procd_means_parent_pid_1_and_it_is_procd(tmp_path):
+    from edgeddns.log import under_procd
+
+    comm = tmp_path / "comm"
+    comm.write_text("procd\n")
+    assert under_procd(ppid=1, comm=str(comm))
+    assert not under_procd(ppid=42, comm=str(comm))
+    comm.write_text("systemd\n")
+    assert not under_procd(ppid=1, comm=str(comm))
+    assert not under_procd(ppid=1, comm=str(tmp_path / "missing"))

@@ -56,6 +56,12 @@ def test_no_config_names_every_path_tried(tmp_path):
     assert r.returncode == 2
     assert f"{tmp_path}/config.toml" in r.stderr and "/etc/edgeddns/config.toml" in r.stderr, r.stderr
     assert "EDGEDDNS_CONFIG" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    # The agent's clients too (when /etc/edgeddns/config.toml does not exist on this machine).
+    if not os.path.exists("/etc/edgeddns/config.toml"):
+        for argv in (["status"], ["trigger"], ["status", "--json"]):
+            r = subprocess.run([sys.executable, "-m", "edgeddns", *argv], capture_output=True, text=True,
+                               cwd=str(tmp_path), env={**env, "PYTHONPATH": ROOT})
+            assert r.returncode == 2 and f"{tmp_path}/config.toml" in r.stderr, (argv, r.stderr)
 
 
 @pytest.mark.parametrize("ip,rec,key,words", [
