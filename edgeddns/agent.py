@@ -83,7 +83,7 @@ class Agent:
         self.rng = rng or random.Random()
         self.scheduler = Scheduler(config, monotonic=monotonic, rng=self.rng, settle=settle,
                                    last_published=self._last_published, wall=time.time)
-        self.commands = CommandHandler(self)
+        self.commands = CommandHandler(self, self.rng)
         self.started = self.clock.now()
         self.publishers: List[Publisher] = [LogPublisher()]
         self.sources: List[Tuple[Any, Source]] = []

@@ -35,6 +35,7 @@ REJECT_CODES = {
     "not_public": "an address is not public (private, CGNAT, loopback, ...)",
     "busy": "the same kind of command is still running",
     "config": "reload: the new configuration is invalid; the old one keeps running",
+    "expired": "the command's 'expires' time has passed (a stale fleet command is not run)",
     "internal": "a bug in edgeddns: please report it",
 }
 
@@ -48,6 +49,9 @@ class Command:
     addresses: Dict[int, str] = field(default_factory=dict)  # vetted, only with accept_ip
     iface: Optional[str] = None
     ignored: List[str] = field(default_factory=list)  # fields present but not honoured
+    spread: Optional[float] = None  # seconds: start within a random 0..spread (fleet-wide work)
+    expires: Optional[float] = None  # epoch seconds after which the command is refused, not run
+    broadcast: bool = False  # sent to the whole fleet (``<prefix>/all/cmd/...``), set by the transport
 
 
 @dataclass
@@ -99,6 +103,9 @@ def _parse(action: str, payload: bytes, config: "Config", retained: bool, max_pa
         return Rejection(action, "unknown_action", f"unknown action {shown!r} (known: {', '.join(ACTIONS)})",
                          cid)
     cmd = Command(action, cid)
+    problem = _timing(cmd, data)
+    if problem is not None:
+        return Rejection(action, "bad_schema", problem, cid)
     if action != "update":
         return cmd
     records = data.get("records")
@@ -146,6 +153,46 @@ def _peek_id(payload: bytes) -> Optional[str]:
         return None
     cid = data.get("id") if isinstance(data, dict) else None
     return cid if isinstance(cid, str) and 0 < len(cid) <= MAX_ID else None
+
+
+MAX_SPREAD = 3600.0
+
+
+def _timing(cmd: Command, data: Dict[str, Any]) -> Optional[str]:
+    """``spread`` (seconds) and ``expires`` (RFC 3339 UTC time or epoch seconds), any action."""
+    spread = data.get("spread")
+    if spread is not None:
+        if isinstance(spread, bool) or not isinstance(spread, (int, float)) or not 0 <= spread <= MAX_SPREAD:
+            return f"'spread' must be a number of seconds from 0 to {MAX_SPREAD:g}"
+        cmd.spread = float(spread)
+    expires = data.get("expires")
+    if expires is not None:
+        when = _epoch(expires)
+        if when is None:
+            return "'expires' must be a UTC time like \"2026-12-02T05:00:00Z\" or epoch seconds"
+        cmd.expires = when
+    return None
+
+
+def _epoch(value: Any) -> Optional[float]:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value) if 0 < value < 1e11 else None
+    if not isinstance(value, str) or not 0 < len(value) <= 40:
+        return None
+    import calendar
+
+    text = value.strip().upper()
+    if not text.endswith("Z"):
+        return None
+    head, _, frac = text[:-1].partition(".")
+    try:
+        tm = time.strptime(head, "%Y-%m-%dT%H:%M:%S")
+        extra = float("0." + frac) if frac else 0.0
+    except ValueError:
+        return None
+    return calendar.timegm(tm) + extra
 
 
 def _address(value: Any, family: int, accept_ip: bool) -> Tuple[Optional[Tuple[str, str]], str]:

@@ -32,6 +32,7 @@ class Event:
     interfaces: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     done: Optional[Callable[[List[Result]], None]] = None  # called on the worker thread
     settle: bool = True  # False for an explicit "update now": no burst to wait for
+    delay: float = 0.0  # seconds before it counts: fleet-wide work spread over a window
 
 
 class Publisher(Protocol):

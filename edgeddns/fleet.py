@@ -45,6 +45,8 @@ class Node:
     state: Optional[Dict[str, Any]] = None
     answer: Optional[Dict[str, Any]] = None
     via: Optional[str] = None  # "response-topic" (MQTT 5, correlation data matched) or "node-topic"
+    starts_in: float = 0.0  # seconds from the answer to the work the agent scheduled ("at", a spread)
+    answered_at: Optional[float] = None  # our monotonic time of the answer
     results: List[Dict[str, Any]] = field(default_factory=list)
 
     def done(self) -> bool:
@@ -101,11 +103,21 @@ class Fleet:
                     mine = topic == self.response and corr is not None and corr == (self.cid or "").encode()
                     if n.answer is None or mine:
                         n.answer, n.via = obj, "response-topic" if mine else "node-topic"
+                        n.answered_at = self.last_message
+                        n.starts_in = _seconds_between(obj.get("ts"), obj.get("at"))
             self.lock.notify_all()
 
     def _ours(self, result: Dict[str, Any]) -> bool:
         ids = result.get("ids") or []
         return result.get("id") == self.cid or (isinstance(ids, list) and self.cid in ids)
+
+
+def _seconds_between(ts: Any, at: Any) -> float:
+    """How long after answering the agent starts (both times are the agent's own clock)."""
+    from edgeddns.commands import _epoch
+
+    a, b = _epoch(ts), _epoch(at)
+    return max(0.0, min(b - a, 3600.0)) if a is not None and b is not None else 0.0
 
 
 def _json(payload: bytes) -> Optional[Dict[str, Any]]:
@@ -294,10 +306,13 @@ def _update(ctl: Controller, args: "argparse.Namespace") -> int:
     # Stale broadcasts are refused by the agents: one the broker held past our wait is no use.
     props.MessageExpiryInterval = max(1, int(args.timeout + (args.spread or 0)))
     ctl.client.publish(f"{p}/all/cmd/update", json.dumps(body).encode(), qos=1, properties=props)
-    end = ctl.monotonic() + args.timeout + (args.spread or 0)
+    base_end = ctl.monotonic() + args.timeout + (args.spread or 0)
     with ctl.fleet.lock:
         while True:
             waiting = sorted(n for n in expected if not ctl.fleet.node(n).done())
+            # A node that scheduled its work for later (its "at") gets the timeout from then on.
+            end = max([base_end] + [n.answered_at + n.starts_in + args.timeout for n in ctl.fleet.nodes.values()
+                                    if n.answered_at is not None and n.name in waiting])
             left = end - ctl.monotonic()
             if not waiting or left <= 0:
                 break

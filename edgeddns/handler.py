@@ -16,8 +16,11 @@ import threading
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
 from edgeddns.events import Event
+from edgeddns.result import iso
 
 if TYPE_CHECKING:
+    import random
+
     from edgeddns.commands import Command
     from edgeddns.events import AgentPort
     from edgeddns.result import Result
@@ -34,8 +37,9 @@ def rejected(action: str, code: str, message: str, cid: Optional[str]) -> Dict[s
 
 
 class CommandHandler:
-    def __init__(self, agent: "AgentPort"):
+    def __init__(self, agent: "AgentPort", rng: Optional["random.Random"] = None):
         self.agent = agent
+        self.rng = rng
         self._lock = threading.Lock()
         self._jobs: Dict[str, threading.Thread] = {}
 
@@ -48,6 +52,10 @@ class CommandHandler:
         """
         base: Dict[str, Any] = {"id": cmd.id, "action": cmd.action}
         try:
+            if cmd.expires is not None and self.agent.clock.now() > cmd.expires:
+                # Judged by the corrected clock: a router whose own clock is off still refuses stale work.
+                reply(rejected(cmd.action, "expired", f"the command expired at {iso(cmd.expires)}", cmd.id))
+                return
             if cmd.action == "update":
                 self._update(cmd, reply, base, trigger, wait)
             elif cmd.action == "status":
@@ -67,19 +75,42 @@ class CommandHandler:
         if wait:
             def done(results: List["Result"]) -> None:
                 reply({**base, "status": "done", "results": [r.as_dict() for r in results]})
+        delay = self._delay(cmd)
         # A WAN event forwarded by a transport may be one of a burst of flaps; "update now" is not.
         accepted = self.agent.submit(Event(trigger, records=cmd.records, force=cmd.force, id=cmd.id,
                                            addresses=dict(cmd.addresses), iface=cmd.iface, done=done,
-                                           settle=bool(cmd.addresses or cmd.iface)))
+                                           settle=bool(cmd.addresses or cmd.iface), delay=delay))
         if accepted is False:
-            reply(rejected(cmd.action, "busy", "the agent is stopping", cmd.id))
+            reply(rejected(cmd.action, "busy", "the agent is stopping" if not delay else
+                           "too many spread commands are waiting", cmd.id))
             return
         if not wait:
             answer = {**base, "status": "accepted", "records": cmd.records}
+            if delay:
+                answer["at"] = iso(self.agent.clock.now() + delay)
             if cmd.ignored:
                 answer["ignored"] = cmd.ignored
                 answer["note"] = "addresses in commands are ignored unless [mqtt] accept_ip = true"
             reply(answer)
+
+    def _delay(self, cmd: "Command") -> float:
+        """Seconds before a fleet-wide update starts: a random part of its spread window.
+
+        A broadcast reaches every agent at once; without a spread a whole fleet would call the
+        providers in the same second. Per-node commands start at once unless they ask for a spread.
+        """
+        spread = cmd.spread
+        if spread is None and cmd.broadcast:
+            m = self.agent.config.mqtt
+            if m is not None:
+                spread = m.broadcast_spread_force if cmd.force else m.broadcast_spread
+        if not spread:
+            return 0.0
+        if self.rng is None:
+            import random
+
+            self.rng = random.Random()
+        return self.rng.uniform(0.0, spread)
 
     def _job(self, cmd: "Command", reply: Reply, base: Dict[str, Any],
              fn: Callable[["Command", Dict[str, Any]], Dict[str, Any]]) -> None:

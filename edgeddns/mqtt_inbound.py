@@ -98,6 +98,7 @@ class Inbox:
                 break
         else:
             return
+        broadcast = base == self.topics["all"]
         if action == "probe" and self._probe is not None and self._is_probe(msg.payload):
             self._probe_ok.set()
             return
@@ -124,6 +125,8 @@ class Inbox:
             self.answer(cmd.action, None, Rejection(cmd.action, "bad_response_topic", why, cmd.id).answer(),
                         None, corr)
             return
+        if not isinstance(cmd, Rejection):
+            cmd.broadcast = broadcast
         if isinstance(cmd, Rejection):
             log.info("rejected MQTT command on %s: [%s] %s", topic[:120], cmd.code, cmd.message)
             self.answer(cmd.action, cmd.id, cmd.answer(), reply_to, corr)

@@ -31,6 +31,7 @@ KNOCKOFF_COUNT = 3  # short-lived connections in a row that mean "someone else u
 # A broker that restarts again and again looks the same from here as a client-id fight, so
 # short-lived connections slow reconnects down only this far (about 8 to 16 s).
 SHORT_FAILURES_MAX = 4
+SESSION_EXPIRY = 120  # seconds the broker keeps this agent's session (its queued commands)
 SESSION_TAKEN_OVER = 142  # MQTT 5 DISCONNECT reason
 PROTOCOL_REFUSED = (1, 132)  # 3.1.1 "unacceptable protocol version", MQTT 5 "unsupported protocol version"
 KEEPALIVE_TIMEOUT = 141
@@ -137,8 +138,10 @@ class Link:
             from paho.mqtt.properties import Properties
 
             props = Properties(PacketTypes.CONNECT)
-            # Commands sent during a short outage wait at the broker; older ones expire.
-            props.SessionExpiryInterval = 600
+            # Commands sent during a short outage (a broker restart, a WAN blip) wait at the broker.
+            # Not longer: a fleet command queued for an agent that was away for minutes is stale (the
+            # agent's own events and polls never depend on the broker). docs/mqtt.md, "Sessions".
+            props.SessionExpiryInterval = SESSION_EXPIRY
             # The broker drops what is larger instead of sending it: a 200 MB "command" costs nothing here.
             props.MaximumPacketSize = max_packet(self.m)
         _refuse_oversized(c, max_packet(self.m), self._oversized)

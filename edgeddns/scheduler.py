@@ -19,6 +19,7 @@ import logging
 import random
 import threading
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
 
 from edgeddns.plan import (
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("edgeddns")
 
 SETTLE = 0.005  # seconds: the rest of one burst (netlink sends a change as several messages)
+MAX_DEFERRED = 64  # delayed events waiting at once (a flood of spread commands is refused beyond)
 MAX_WAIT = 300.0  # seconds: the longest the worker sleeps without looking at the clock again
 READY = Tuple[Waiter, List["Result"]]
 
@@ -64,6 +66,7 @@ class Scheduler:
         self._window: Optional[float] = None  # end of the settle window, once the first event opened it
         self._running = False
         self._stopped = False
+        self._deferred: List[Tuple[float, "Event"]] = []  # (monotonic due time, event) for delayed events
         self.configure(config)
 
     # ---- configuration ----------------------------------------------------------------------
@@ -109,12 +112,27 @@ class Scheduler:
 
     # ---- event side -------------------------------------------------------------------------
     def submit(self, event: "Event") -> bool:
-        """Fold an event into the plans it names; never blocks for long, never grows per event."""
-        late: List[READY] = []
+        """Fold an event into the plans it names; never blocks for long, never grows per event.
+
+        An event with a ``delay`` waits (bounded: MAX_DEFERRED) and is folded in when it is due.
+        """
         with self._cond:
             if self._stopped:
                 return False
             now = self.monotonic()
+            if event.delay > 0:
+                if len(self._deferred) >= MAX_DEFERRED:
+                    return False
+                self._deferred.append((now + event.delay, replace(event, delay=0.0)))
+                self._cond.notify_all()
+                return True
+            late = self._fold(event, now)
+        _call(late)
+        return True
+
+    def _fold(self, event: "Event", now: float) -> List[READY]:
+        late: List[READY] = []
+        with self._cond:
             if event.records is None:
                 plans = list(self.plans.values())
             else:
@@ -148,8 +166,16 @@ class Scheduler:
                 log.debug("event %s%s: %s due%s", event.trigger, f" {event.iface}" if event.iface else "",
                           ", ".join(p.key for p in plans) or "no record",
                           f", settling {self.settle * 1000:.0f} ms" if plans and event.settle else "")
-        _call(late)
-        return True
+        return late
+
+    def _release_deferred(self, now: float) -> None:
+        """Fold in the delayed events that are due (on the worker thread)."""
+        due = [e for t, e in self._deferred if t <= now]
+        if not due:
+            return
+        self._deferred = [(t, e) for t, e in self._deferred if t > now]
+        for e in due:
+            _call(self._fold(e, now))
 
     def stop(self) -> None:
         late: List[READY] = []
@@ -158,6 +184,9 @@ class Scheduler:
             for p in self.plans.values():
                 late.extend(self._release(p.waiters, None))
                 p.waiters = []
+            # Delayed events never run now; whoever waits for one gets no results.
+            late.extend((Waiter(e.done, 0), []) for _, e in self._deferred if e.done is not None)
+            self._deferred = []
             self._cond.notify_all()
         _call(late)
 
@@ -183,6 +212,7 @@ class Scheduler:
     def take(self, now: float) -> Optional[List[Job]]:
         """The jobs due at ``now`` (timers fire here), or None."""
         with self._cond:
+            self._release_deferred(now)
             for p in self.plans.values():
                 self._fire(p, now)
             if self._window is not None and now < self._window:
@@ -243,7 +273,7 @@ class Scheduler:
 
     def next_deadline(self, now: float) -> Optional[float]:
         with self._cond:
-            times: List[float] = []
+            times: List[float] = [t for t, _ in self._deferred]
             due_providers = set()
             for p in self.plans.values():
                 times.extend(p.timers())

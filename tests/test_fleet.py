@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -43,6 +44,7 @@ def agent_config(tmp_path, node: str, port: int, auth: bool = True) -> str:
         port = {port}
         username = "{node}"
         password = "{AGENT_PW}"
+        broadcast_spread_force = 2
         [ip]
         ipv4 = ["static:93.184.216.{NODES.index(node) + 10}"]
         [providers.lan]
@@ -118,7 +120,7 @@ def test_fleet_status_lists_every_agent_with_its_records(setup):
 def test_fleet_update_collects_every_answer_and_names_the_silent(setup):
     broker, agents, ctl = setup
     assert wait_for(lambda: all(status(ctl).get(n, {}).get("online") for n in NODES), 20)
-    p = fleet(ctl, "update", "--json", "--force", "--timeout", "20")
+    p = fleet(ctl, "update", "--json", "--force", "--spread", "0", "--timeout", "20")
     assert p.returncode == 0, p.stdout + p.stderr
     rep = json.loads(p.stdout)
     assert rep["silent"] == [] and set(rep["expected"]) == set(NODES)
@@ -129,9 +131,15 @@ def test_fleet_update_collects_every_answer_and_names_the_silent(setup):
         assert [r["record"] for r in node["results"]] == [f"{n}.example.com"]
         assert node["results"][0]["status"] in ("updated", "unchanged")
 
+    # The agents' own spread (a forced broadcast: up to broadcast_spread_force, 2 s here): the controller
+    # waits past each node's "at" for its results instead of calling it silent.
+    p = fleet(ctl, "update", "--json", "--force", "--timeout", "3")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert json.loads(p.stdout)["silent"] == []
+
     # A node that is "online" but does not answer (stopped) is named, and the exit status says so.
     agents["f2"].proc.send_signal(signal.SIGSTOP)
-    p = fleet(ctl, "update", "--json", "--timeout", "4")
+    p = fleet(ctl, "update", "--json", "--spread", "0", "--timeout", "4")
     assert p.returncode == 1, p.stdout + p.stderr
     rep = json.loads(p.stdout)
     assert rep["silent"] == ["f2"]
@@ -167,7 +175,7 @@ def test_fleet_update_across_a_bridge(tmp_path, bridge_protocol):
         """)
         assert wait_for(lambda: all(status(ctl).get(n, {}).get("online") for n in NODES), 30), \
             [a.log for a in agents.values()] + [far.log()]
-        p = fleet(ctl, "update", "--json", "--timeout", "20")
+        p = fleet(ctl, "update", "--json", "--spread", "0", "--timeout", "20")
         assert p.returncode == 0, p.stdout + p.stderr
         rep = json.loads(p.stdout)
         assert rep["silent"] == []
@@ -267,3 +275,87 @@ def test_birth_republish_waits_a_random_part_of_discovery_spread(tmp_path):
         assert 0 < expected <= 10.0
     finally:
         out.cancel()
+
+
+# ---- spread and expiry ------------------------------------------------------------------------------
+
+def _ctl(port: int, topics):
+    from tests.test_mqtt import Ctl
+
+    return Ctl(port, topics)
+
+
+def test_broadcast_update_is_spread_and_per_node_update_is_not(setup):
+    """Each agent schedules a broadcast within the spread ("at"), and its results come no earlier."""
+    broker, agents, _ = setup
+    ctl = _ctl(broker.port, ("edgeddns/+/response/#", "edgeddns/+/result"))
+    try:
+        ctl.send("edgeddns/all/cmd/update", {"id": "spread-1", "force": True, "spread": 2})
+        answers = {n: ctl.json(f"edgeddns/{n}/response/update", lambda d: d["id"] == "spread-1") for n in NODES}
+        for a in answers.values():
+            assert a["status"] == "accepted" and "at" in a, a
+            sent = _parse_iso(a["ts"])
+            assert sent <= _parse_iso(a["at"]) <= sent + 2.0 + 0.01, a
+        for n in NODES:
+            res = ctl.json(f"edgeddns/{n}/result", lambda d: d["id"] == "spread-1", timeout=20)
+            # The record was not checked before its scheduled time.
+            assert _parse_iso(res["ts"]) >= _parse_iso(answers[n]["at"]) - 0.01, (res, answers[n])
+        assert len({a["at"] for a in answers.values()}) == len(NODES)  # each its own random delay
+        # A per-node command (no spread asked) starts at once: no "at".
+        ctl.send("edgeddns/f1/cmd/update", {"id": "now-1", "force": True})
+        a = ctl.json("edgeddns/f1/response/update", lambda d: d["id"] == "now-1")
+        assert a["status"] == "accepted" and "at" not in a
+        # A broadcast without a spread gets the agent's default window (broadcast_spread_force = 2 here).
+        ctl.send("edgeddns/all/cmd/update", {"id": "dflt-1", "force": True, "expires": time.time() + 300})
+        a = ctl.json("edgeddns/f2/response/update", lambda d: d["id"] == "dflt-1")
+        assert _parse_iso(a["ts"]) <= _parse_iso(a["at"]) <= _parse_iso(a["ts"]) + 2.01
+    finally:
+        ctl.close()
+
+
+def test_expired_command_is_refused_with_its_id(setup):
+    broker, agents, _ = setup
+    ctl = _ctl(broker.port, ("edgeddns/+/response/#", "edgeddns/+/result"))
+    try:
+        ctl.send("edgeddns/all/cmd/update", {"id": "old-1", "force": True, "expires": "2020-01-01T00:00:00Z"})
+        for n in NODES:
+            a = ctl.json(f"edgeddns/{n}/response/update", lambda d: d["id"] == "old-1")
+            assert a["status"] == "rejected" and a["error"]["code"] == "expired", a
+        ctl.send("edgeddns/f1/cmd/update", {"id": "bad-exp", "expires": "yesterday"})
+        a = ctl.json("edgeddns/f1/response/update", lambda d: d["id"] == "bad-exp")
+        assert a["error"]["code"] == "bad_schema" and "expires" in a["error"]["message"]
+        ctl.send("edgeddns/f1/cmd/status", {"id": "st-1", "spread": -1})
+        assert ctl.json("edgeddns/f1/response/status", lambda d: d["id"] == "st-1")["error"]["code"] == "bad_schema"
+        assert not [r for r in ctl.all_json("edgeddns/f1/result") if r.get("id") == "old-1"]
+    finally:
+        ctl.close()
+
+
+def _parse_iso(text: str) -> float:
+    from edgeddns.commands import _epoch
+
+    when = _epoch(text)
+    assert when is not None, text
+    return when
+
+
+def test_scheduler_holds_a_delayed_event_until_it_is_due(tmp_path):
+    """Deterministic: an injected clock, no sleeping."""
+    from edgeddns.config import load
+    from edgeddns.events import Event
+    from edgeddns.scheduler import MAX_DEFERRED, Scheduler
+
+    now = [1000.0]
+    cfg = load(agent_config(tmp_path, "f1", 1883))
+    s = Scheduler(cfg, monotonic=lambda: now[0], settle=0.0)
+    assert s.submit(Event("mqtt", force=True, id="d-1", delay=5.0, settle=False))
+    assert s.take(now[0]) is None and s.next_deadline(now[0]) == 1005.0
+    now[0] = 1004.9
+    assert s.take(now[0]) is None
+    now[0] = 1005.0
+    jobs = s.take(now[0])
+    assert jobs and jobs[0].force and list(jobs[0].ids) == ["d-1"]
+    for _ in range(MAX_DEFERRED - 1):
+        assert s.submit(Event("mqtt", delay=60.0))
+    assert s.submit(Event("mqtt", delay=60.0))  # the 64th
+    assert s.submit(Event("mqtt", delay=60.0)) is False  # bounded

@@ -65,6 +65,8 @@ class MqttConfig:
     qos: int = 1
     accept_ip: bool = False
     discovery: str = "full"  # "full", "minimal" (one address sensor per record) or "off"
+    broadcast_spread: float = 10.0  # seconds: an all/cmd/update starts within a random 0..this
+    broadcast_spread_force: float = 30.0  # the same for one with "force" (every agent calls its providers)
     discovery_spread: float = 10.0  # seconds: the republish after a Home Assistant birth starts within
     discovery_prefix: str = "homeassistant"
     protocol: str = "auto"  # auto (MQTT 5, falling back to 3.1.1) | 5 | 3.1.1

@@ -9,6 +9,7 @@ from edgeddns.config.reader import Reader
 
 _FIELDS = {"host", "port", "tls", "ca_file", "username", "password", "password_file", "client_id",
            "keepalive", "topic_prefix", "qos", "accept_ip", "discovery", "discovery_prefix", "discovery_spread",
+           "broadcast_spread", "broadcast_spread_force",
            "protocol", "max_payload", "queue_size"}
 
 
@@ -48,6 +49,8 @@ def mqtt_section(rd: Reader, data: Dict[str, Any]) -> MqttConfig:
         accept_ip=rd.get(m, "mqtt", "accept_ip", bool, False),
         discovery=_discovery(rd, m),
         discovery_spread=_seconds(rd, m, "discovery_spread", 10.0),
+        broadcast_spread=_seconds(rd, m, "broadcast_spread", 10.0),
+        broadcast_spread_force=_seconds(rd, m, "broadcast_spread_force", 30.0),
         discovery_prefix=rd.get(m, "mqtt", "discovery_prefix", str, "homeassistant"),
         protocol=protocol, max_payload=max_payload, queue_size=queue_size,
     )
