@@ -150,9 +150,13 @@ class Engine:
         key = state_key(rec)
         fp = self._fingerprints.get(key)
         if fp is None:
-            from edgeddns.fingerprint import fingerprint
+            from edgeddns.fingerprint import fingerprint, provider_fingerprint
 
-            fp = fingerprint(self.config.providers[rec.provider], rec, self.state.salt)
+            pc = self.config.providers[rec.provider]
+            part = self._fingerprints.get("provider:" + rec.provider)  # no record key has that form
+            if part is None:
+                part = self._fingerprints["provider:" + rec.provider] = provider_fingerprint(pc, self.state.salt)
+            fp = fingerprint(pc, rec, self.state.salt, part)
             self._fingerprints[key] = fp
         return fp
 

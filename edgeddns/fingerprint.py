@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from edgeddns.options import Secret
 
@@ -35,27 +35,34 @@ def _sha256() -> Callable[[bytes], Any]:
     return sha256
 
 
-def fingerprint(provider: ProviderConfig, record: RecordConfig, salt: str) -> str:
+def _plain(v: Any, salt: str) -> Any:
+    """``v`` as JSON-able data; a secret only as its salted hash."""
+    if isinstance(v, Secret):
+        return "secret:" + salted_digest(salt, v.reveal())
+    if isinstance(v, dict):
+        return {str(k): _plain(x, salt) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x, salt) for x in v]
+    if v is None or isinstance(v, (str, int, float, bool)):
+        return v
+    # Not a TOML value: only its type, since a repr may hold a memory address that
+    # differs per process and would re-publish on every run.
+    return f"<{type(v).__name__}>"
+
+
+def provider_fingerprint(provider: ProviderConfig, salt: str) -> str:
+    """The provider's part: the same for every record it publishes (computed once per provider)."""
+    return salted_digest(salt, {"type": provider.type, "endpoint": provider.endpoint,
+                                "options": _plain(provider.options, salt)})
+
+
+def fingerprint(provider: ProviderConfig, record: RecordConfig, salt: str,
+                provider_part: Optional[str] = None) -> str:
     """A short hex digest that changes when any setting that shapes the published record changes."""
-    sha256 = _sha256()
-
-    def plain(v: Any) -> Any:
-        if isinstance(v, Secret):
-            return "secret:" + sha256((salt + "\0" + v.reveal()).encode("utf-8")).hexdigest()
-        if isinstance(v, dict):
-            return {str(k): plain(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [plain(x) for x in v]
-        if v is None or isinstance(v, (str, int, float, bool)):
-            return v
-        # Not a TOML value: only its type, since a repr may hold a memory address that
-        # differs per process and would re-publish on every run.
-        return f"<{type(v).__name__}>"
-
     what = {
-        "provider": {"type": provider.type, "endpoint": provider.endpoint, "options": plain(provider.options)},
+        "provider": provider_part or provider_fingerprint(provider, salt),
         "record": {"name": record.name, "type": record.type, "zone": record.zone, "ttl": record.ttl,
-                   "options": plain(record.options)},
+                   "options": _plain(record.options, salt)},
     }
     return salted_digest(salt, what)[:32]
 
