@@ -98,7 +98,8 @@ def verify(key: Key, msg: Message, req_mac: bytes, now: float) -> Verified:
     if not msg.additional or msg.additional[-1].rtype != TYPE_TSIG:
         raise TsigError("the answer is not signed")
     t = msg.additional[-1]
-    if t.rclass != CLASS_ANY or any(r.rtype == TYPE_TSIG for r in msg.additional[:-1]):
+    # Class ANY and TTL 0 are fixed by RFC 8945 and not covered by the MAC: anything else is refused.
+    if t.rclass != CLASS_ANY or t.ttl != 0 or any(r.rtype == TYPE_TSIG for r in msg.additional[:-1]):
         raise TsigError("malformed TSIG record")
     try:
         alg, off = read_name(msg.raw, t.rdata_offset)
