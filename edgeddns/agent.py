@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from edgeddns import __version__
+from edgeddns.clock import boottime
 from edgeddns.events import Event, Publisher, Source
 from edgeddns.result import FAILED, Result, format_line, iso
 from edgeddns.scheduler import SETTLE, Scheduler
@@ -65,7 +66,7 @@ class Agent:
     def __init__(self, config: "Config", *, clock: Optional["Clock"] = None,
                  engine_factory: Optional[Callable[["Config", "Clock"], "Engine"]] = None,
                  loader: Optional[Callable[[str], "Config"]] = None,
-                 monotonic: Callable[[], float] = time.monotonic,
+                 monotonic: Callable[[], float] = boottime,
                  rng: Optional[random.Random] = None, settle: float = SETTLE,
                  on_config: Optional[Callable[["Config"], None]] = None,
                  on_fatal: Optional[Callable[[], None]] = None):
