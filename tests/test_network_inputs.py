@@ -193,15 +193,22 @@ def test_provider_body_is_capped_in_our_code(raw_server):
 
 def test_provider_compressed_body_is_capped_after_decoding(raw_server):
     """A 20 MiB answer gzipped to ~20 KiB (a decompression bomb) stops at the cap, whatever urllib3 does."""
+    import tracemalloc
+
     bomb = gzip.compress(b"0" * (20 << 20))
     srv = _body_server(raw_server, bomb, b"Content-Encoding: gzip\r\n")
     http = _client()
+    tracemalloc.start()
     try:
         with pytest.raises(ProviderError) as e:
             http.request("GET", srv.url)
+        _, peak = tracemalloc.get_traced_memory()
     finally:
+        tracemalloc.stop()
         http.close()
     assert "larger than" in e.value.message
+    # Never inflated past the cap: a bound on what was held, not a speed or size benchmark.
+    assert peak < 4 * MAX_BODY, peak
 
 
 def test_provider_small_gzip_body_is_decoded(raw_server):
