@@ -87,3 +87,24 @@ def test_each_scheduler_decision_at_debug_level(tmp_path, caplog):
     assert "run: a.lan/A/lan (ubus)" in lines, lines
     assert "timer: retry check for a.lan/A/lan" in lines, lines
     assert "run: a.lan/A/lan (retry)" in lines, lines
+
+
+def test_a_secret_in_a_webhook_path_is_masked_in_the_http_line(tmp_path, server_context, ca_file):
+    """A webhook URL may carry the secret in its path (chat webhooks do): the line shows ***, never it."""
+    from urllib.parse import quote
+
+    from tests.fakes.server import FakeServer
+    from tests.fakes.webhook import FakeWebhook
+    from tests.test_webhook import TOKEN, hook_config
+
+    fake = FakeWebhook(token=TOKEN)
+    srv = FakeServer(fake, ssl_context=server_context).start()
+    fake.url = srv.url
+    try:
+        cfg = hook_config(tmp_path, fake, ca_file, 'url = "URL/hooks/{secret}/update?ip={ip}"')
+        r = run_cli("update", "-v", "-c", cfg, env={"HOOK_TOKEN": TOKEN})
+    finally:
+        srv.stop()
+    assert "hook-T0ken" not in r.stderr and quote(TOKEN, safe="") not in r.stderr, r.stderr
+    lines = [x for x in r.stderr.splitlines() if "DEBUG: http " in x]
+    assert len(lines) == 1 and "/hooks/***/update -> 200" in lines[0], r.stderr
