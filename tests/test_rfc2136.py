@@ -391,3 +391,12 @@ def test_a_cname_is_reported_not_silently_kept(dns_server):  # noqa: F811
     with pytest.raises(ProviderError, match="is a CNAME"):
         make(srv, zone="example.com").ensure(RecordConfig(name="alias.example.com", type="A", provider="p"), V4)
     assert srv.serial() == s0
+
+
+def test_zone_apex_found_by_soa(dns_server):  # noqa: F811
+    srv = dns_server
+    p = make(srv)  # no zone: the SOA is in the answer section at the apex
+    assert p.ensure(RecordConfig(name="example.com", type="AAAA", provider="p"), V6) == "updated"
+    assert p.zone_for(RecordConfig(name="example.com", type="AAAA", provider="p")) == "example.com"
+    assert srv.values("example.com", "AAAA") == [V6]
+    assert make(srv).ensure(RecordConfig(name="example.com", type="AAAA", provider="p"), V6) == "unchanged"
