@@ -22,8 +22,9 @@ BODY = b"8.8.8.8"
 class RawServer:
     """A loopback TCP server that answers each connection with ``script(conn)``; counts bytes sent."""
 
-    def __init__(self, script):
+    def __init__(self, script, ssl_context=None):
         self.script = script
+        self.ssl_context = ssl_context
         self.sent: List[int] = []
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -47,6 +48,8 @@ class RawServer:
         idx = len(self.sent) - 1
         conn.settimeout(5)
         try:
+            if self.ssl_context is not None:
+                conn = self.ssl_context.wrap_socket(conn, server_side=True)
             buf = b""
             while b"\r\n\r\n" not in buf:
                 chunk = conn.recv(4096)
@@ -71,7 +74,7 @@ class RawServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/ip"
+        return f"{'https' if self.ssl_context else 'http'}://127.0.0.1:{self.port}/ip"
 
 
 def trickle(data: bytes, every: float, prefix: bytes = b""):
@@ -96,8 +99,8 @@ EVERY = 0.3  # every gap is well inside the per-read timeout, so only an overall
 def raw_server():
     servers: List[RawServer] = []
 
-    def make(script) -> RawServer:
-        s = RawServer(script)
+    def make(script, ssl_context=None) -> RawServer:
+        s = RawServer(script, ssl_context)
         servers.append(s)
         return s
 
@@ -145,6 +148,19 @@ def test_update_through_a_trickling_webhook_ends_as_network_error(raw_server, tm
     assert r["error"]["code"] == "network" and "timed out" in r["error"]["message"], r
     # Each attempt (the engine may retry) was cut inside its budget.
     assert srv.sent and max(srv.sent) <= 4 * BUDGET / EVERY, srv.sent
+
+
+def test_tls_provider_transport_has_an_overall_deadline(raw_server, server_context, ca_file):
+    """Over TLS the read blocks inside the ssl layer; shutting the socket under it still ends it."""
+    srv = raw_server(trickle(HEAD + BODY, EVERY), server_context)
+    http = HttpClient(clock=SystemClock(), ca_file=ca_file, timeout=BUDGET)
+    try:
+        with pytest.raises(NetworkError) as e:
+            http.request("GET", srv.url)
+    finally:
+        http.close()
+    assert "timed out" in e.value.message
+    assert srv.sent[0] <= 4 * BUDGET / EVERY, srv.sent
 
 
 def test_url_source_fetch_has_an_overall_deadline(raw_server):
