@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 from tests.agentproc import read, wait_for
 from tests.conftest import ROOT, write_config
@@ -16,7 +15,7 @@ CFG = """
 node_id = "t"
 state_dir = "{d}/state"
 [ip]
-ipv4 = ["cmd:sh -c 'sleep 1.5; echo 192.0.2.9'"]
+ipv4 = ["cmd:sh -c 'touch {d}/started; sleep 1.5; echo 192.0.2.9'"]
 [providers.lan]
 type = "hosts"
 path = "{d}/hosts"
@@ -39,8 +38,8 @@ def start(tmp_path, *argv):
 def test_ctrl_c_during_an_update_in_the_agent_is_not_a_failure(tmp_path):
     p, log = start(tmp_path, "run")
     try:
-        assert wait_for(lambda: "running as" in read(tmp_path / "out"), timeout=20), read(tmp_path / "out")
-        time.sleep(0.5)  # the startup check's cmd: source is now running
+        # The startup check's cmd: source is running.
+        assert wait_for(lambda: (tmp_path / "started").exists(), timeout=20), read(tmp_path / "out")
         os.killpg(p.pid, signal.SIGINT)
         assert p.wait(30) == 0
     finally:
@@ -57,7 +56,7 @@ def test_ctrl_c_during_an_update_in_the_agent_is_not_a_failure(tmp_path):
 def test_ctrl_c_during_a_one_shot_update_says_so(tmp_path):
     p, log = start(tmp_path, "update")
     try:
-        time.sleep(1.0)
+        assert wait_for(lambda: (tmp_path / "started").exists(), timeout=20), read(tmp_path / "out")
         os.killpg(p.pid, signal.SIGINT)
         assert p.wait(30) == 130
     finally:

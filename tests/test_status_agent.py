@@ -49,8 +49,10 @@ def test_first_retained_state_has_the_saved_records_and_status_shows_timers(tmp_
     quick = write_config(tmp_path, CFG.format(d=tmp_path, src=f"cmd:cat {ipfile}", mqtt=""), "quick.toml")
     assert run_cli("update", "-c", quick).returncode == 1  # broken.lan fails, home.lan is updated
     assert "192.0.2.5 home.lan" in read(tmp_path / "hosts")
-    # The agent's first check is slow (its source takes 3 s): MQTT connects long before it ends.
-    slow = write_config(tmp_path, CFG.format(d=tmp_path, src=f"cmd:sh -c 'sleep 3; cat {ipfile}'", mqtt=mqtt))
+    # The agent's first check waits at a gate the test opens once it has the first retained state.
+    gate = tmp_path / "gate"
+    src = f"cmd:sh -c 'while [ ! -e {gate} ]; do sleep 0.05; done; cat {ipfile}'"
+    slow = write_config(tmp_path, CFG.format(d=tmp_path, src=src, mqtt=mqtt))
     ctl = Ctl(broker.port, ("edgeddns/st1/state",))
     agent = AgentProc(slow, str(tmp_path / "agent.log"))
     try:
@@ -59,6 +61,7 @@ def test_first_retained_state_has_the_saved_records_and_status_shows_timers(tmp_
         rec = first["records"][0]
         assert (rec["record"], rec["ip"], rec["published_ip"], rec["status"]) == \
             ("home.lan", "192.0.2.5", "192.0.2.5", "saved"), first
+        gate.write_text("")
         # After the first check: the failed record has a retry timer, the MQTT link is up.
         agent.wait_log("failed       broken.lan")
         r = run_cli("status", "-c", slow)
