@@ -98,6 +98,9 @@ def test_name_outside_every_zone_is_not_found(pdns, tmp_path):  # noqa: F811
     # a configured zone the server does not have: PowerDNS answers 404
     r = update(config(tmp_path, pdns, rec("home.example.org"), extra='zone = "example.org"', sub="z"))
     assert r["status"] == "failed" and r["error"]["code"] == "not_found", r
+    # a server_id the API does not have
+    r = update(config(tmp_path, pdns, rec("home.example.com"), extra='server_id = "nope"', sub="sid"))
+    assert r["status"] == "failed" and r["error"]["code"] == "not_found", r
 
 
 def test_rfc2136_against_powerdns(pdns, tmp_path):  # noqa: F811
