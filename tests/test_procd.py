@@ -146,3 +146,91 @@ def test_verbose_still_works_with_syslog(tmp_path):
             assert r.stderr == "", r.stderr
     finally:
         s.close()
+
+
+UBUS_CFG = """
+[agent]
+node_id = "owrt"
+state_dir = "{d}/state"
+[ip]
+ipv4 = ["ubus:wan"]
+[providers.lan]
+type = "hosts"
+path = "{d}/hosts"
+[[records]]
+name = "router.lan"
+provider = "lan"
+allow_private = true            # the recordings use documentation addresses
+"""
+
+
+def recorded_hotplug_events():
+    """The environments netifd gave /etc/hotplug.d/iface/ scripts, as recorded."""
+    text = read(os.path.join(ROOT, "tests/fakes/openwrt-recordings/hotplug-iface-env.txt"))
+    return [dict(line.split("=", 1) for line in block.strip().splitlines() if "=" in line)
+            for block in text.split("--- hotplug iface") if block.strip()]
+
+
+def test_the_whole_package_as_the_daemons_run_it(tmp_path):
+    """procd runs the agent, netifd notifies through ubus and runs the hotplug script, all as recorded:
+    renewal and ifup land from the notifications, ifdown is 'skipped' at daemon.info with no retry,
+    and the hotplug script starts nothing while the agent is subscribed."""
+    from tests.test_ubus import DOWN, RENEWED, UP_AGAIN, calls, notify
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    wrapper = write_wrapper(str(bindir))
+    counted = tmp_path / "edgeddns-calls"
+    (bindir / "edgeddns-counted").write_text(f'#!/bin/sh\necho "$@" >> {counted}\nexec {wrapper} "$@"\n')
+    (bindir / "edgeddns-counted").chmod(0o755)
+    (bindir / "logger").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/hotplug-log\ncat >/dev/null\n')
+    (bindir / "logger").chmod(0o755)
+    d = tmp_path / "ubusd"
+    d.mkdir()
+    os.mkfifo(d / "feed")
+    os.mkfifo(d / "objects")
+    (bindir / "ubus").write_text(f'#!/bin/sh\nexec sh {ROOT}/tests/fakes/ubus "$@"\n')
+    (bindir / "ubus").chmod(0o755)
+    cfg = write_config(tmp_path, UBUS_CFG.format(d=tmp_path))
+    env = {"PATH": f"{bindir}:/usr/bin:/bin", "EDGEDDNS_BIN": wrapper, "EDGEDDNS_CONF": cfg, "PYTHONPATH": ROOT,
+           "UBUS_FAKE_DIR": str(d)}
+    p = FakeProcd(INIT, str(tmp_path), env)
+    p.env["EDGEDDNS_SYSLOG_SOCKET"] = p.syslog_path
+    hosts = tmp_path / "hosts"
+    try:
+        p.start()
+        assert wait_for(lambda: "192.0.2.2 router.lan" in read(hosts)), p.log_text()
+        assert wait_for(lambda: (tmp_path / "state" / "ubus.pid").exists()), p.log_text()
+        before = len(calls(d))
+
+        def hotplug(event):
+            e = {**event, "PATH": env["PATH"], "EDGEDDNS_BIN": str(bindir / "edgeddns-counted"),
+                 "EDGEDDNS_CONF": cfg, "EDGEDDNS_STATE_DIR": str(tmp_path / "state"),
+                 "EDGEDDNS_HOTPLUG_CONF": "/nonexistent"}
+            script = os.path.join(ROOT, "openwrt/files/etc/hotplug.d/iface/95-edgeddns")
+            r = subprocess.run(["busybox", "ash", "-c", '( . "$1" )', "hotplug-call", script], env=e,
+                               capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+            assert r.returncode == 0, r.stderr
+
+        events = {e["ACTION"]: e for e in recorded_hotplug_events()}
+        notify(d, RENEWED)
+        hotplug(events["ifupdate"])
+        assert wait_for(lambda: "192.0.2.4 router.lan" in read(hosts)), p.log_text()
+        notify(d, DOWN)
+        hotplug(events["ifdown"])
+        assert wait_for(lambda: "interface wan is down" in p.log_text()), p.log_text()
+        notify(d, UP_AGAIN)
+        hotplug(events["ifup"])
+        assert wait_for(lambda: "192.0.2.2 router.lan" in read(hosts)), p.log_text()
+        time.sleep(0.3)
+        text = p.log_text()
+        pid = p.proc.pid
+        assert re.search(rf"^daemon\.info edgeddns\[{pid}\]: skipped +router\.lan A (\(was 192\.0\.2\.4\) )?"
+                         r"via lan: \[interface_down\] interface wan is down", text, re.M), text
+        assert re.search(rf"^daemon\.info edgeddns\[{pid}\]: updated +router\.lan A 192\.0\.2\.4 .*\[ubus\]$",
+                         text, re.M), text
+        assert "retrying" not in text and "daemon.err" not in text and "daemon.warn" not in text, text
+        assert calls(d)[before:] == [], "a notification was followed by a ubus call"
+        assert read(counted) == "" and read(tmp_path / "hotplug-log") == ""  # the script left it to the agent
+    finally:
+        assert p.stop() == 0, p.log_text()
