@@ -52,7 +52,7 @@ class MqttBridge:
         self.agent: Optional["AgentPort"] = None
         rng = rng or random.Random()
         self.outbox = Outbox(config, self.topics, self.node, self._agent_config, rng)
-        self.inbox = Inbox(self.outbox, self.topics, self.node)
+        self.inbox = Inbox(self.outbox, self.topics, self.node, monotonic)
         self.link = Link(self.m, self.client_id, self.topics, self.outbox, self.inbox,
                          rng=rng, monotonic=monotonic)
 
@@ -73,7 +73,8 @@ class MqttBridge:
 
     def status_info(self) -> Dict[str, Any]:
         """The connection, as ``edgeddns status`` shows it."""
-        return {"mqtt": {"connected": self.outbox.connected, "broker": f"{self.m.host}:{self.m.port}"}}
+        return {"mqtt": {"connected": self.outbox.connected, "broker": f"{self.m.host}:{self.m.port}",
+                         **self.inbox.stats()}}
 
     def stop(self) -> None:
         """Publish ``offline`` (the will is only sent on an unclean loss) and disconnect."""

@@ -14,7 +14,8 @@ import json
 import logging
 import secrets as _secrets
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
+import time
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple
 
 from edgeddns.commands import REJECT_CODES, AnswerCache, Command, Rejection, parse
 from edgeddns.mqtt_outbound import Outbox, stamp
@@ -25,6 +26,37 @@ if TYPE_CHECKING:
 log = logging.getLogger("edgeddns.mqtt")
 
 PROBE_TIMEOUT = 5.0  # seconds for our own probe command to come back
+# Per action (and one more for everything refused): a burst of this many, then this many per second.
+# Beyond it a command is dropped unanswered and counted: answering a flood would queue an answer per
+# message ahead of everyone else's, and a status would wait behind thousands of them.
+BURST, RATE = 32, 8.0
+
+
+class Allowance:
+    """A token bucket per kind of command; the sum of what it refused is published in ``state``."""
+
+    def __init__(self, monotonic: Callable[[], float], burst: int = BURST, rate: float = RATE):
+        self.monotonic = monotonic
+        self.burst, self.rate = burst, rate
+        self._buckets: Dict[str, Tuple[float, float]] = {}  # kind -> (tokens, at)
+        self.dropped = 0
+        self._shedding: Dict[str, bool] = {}
+
+    def take(self, kind: str) -> bool:
+        now = self.monotonic()
+        tokens, at = self._buckets.get(kind, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - at) * self.rate)
+        if tokens < 1.0:
+            self._buckets[kind] = (tokens, now)
+            self.dropped += 1
+            if not self._shedding.get(kind):
+                self._shedding[kind] = True
+                log.warning("more than %d MQTT %s commands in a burst (%.0f/s after it): dropping the rest "
+                            "unanswered (counted in state: mqtt.dropped_commands)", self.burst, kind, self.rate)
+            return False
+        self._buckets[kind] = (tokens - 1.0, now)
+        self._shedding[kind] = False
+        return True
 
 
 def guarded(fn: Callable) -> Callable:
@@ -41,13 +73,15 @@ def guarded(fn: Callable) -> Callable:
 
 
 class Inbox:
-    def __init__(self, outbox: Outbox, topics: Dict[str, str], node: str):
+    def __init__(self, outbox: Outbox, topics: Dict[str, str], node: str,
+                 monotonic: Callable[[], float] = time.monotonic):
         self.out = outbox
         self.m = outbox.m
         self.topics = topics
         self.node = node
         self.agent: Optional["AgentPort"] = None
         self._answers = AnswerCache()
+        self.allowance = Allowance(monotonic)
         self._probe: Optional[str] = None
         self._probe_ok = threading.Event()
         self._probe_timer: Optional[threading.Timer] = None
@@ -116,7 +150,11 @@ class Inbox:
         assert agent is not None
         cmd = parse(action, bytes(msg.payload), agent.config, retained=bool(msg.retain),
                     max_payload=self.m.max_payload, accept_ip=self.m.accept_ip)
-        if reply_to is not None and self._forbidden_reply(reply_to):
+        bad_reply = reply_to is not None and self._forbidden_reply(reply_to)
+        if not self.allowance.take("refused" if bad_reply or isinstance(cmd, Rejection) else cmd.action):
+            return
+        if bad_reply:
+            assert reply_to is not None
             # The agent may write its whole subtree, a sender perhaps only cmd/status: an answer
             # published on a command topic would be a command the broker's ACL never allowed.
             log.warning("refused an MQTT command on %s: its response topic %r is a command topic", topic[:120],
@@ -138,6 +176,9 @@ class Inbox:
                 self.out.answer(cmd.action, {**earlier, "duplicate": True}, reply_to, corr)
                 return
         self._dispatch(cmd, reply_to, corr)
+
+    def stats(self) -> Dict[str, Any]:
+        return {"dropped_commands": self.allowance.dropped, "dropped_messages": self.out.dropped_total}
 
     def _forbidden_reply(self, topic: str) -> bool:
         """``<prefix>/+/cmd/#``, ``$...`` topics, discovery configs, and this agent's retained topics."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
 from edgeddns.mqtt_inbound import Inbox, guarded
-from edgeddns.mqtt_outbound import NOT_AUTHORIZED, Outbox
+from edgeddns.mqtt_outbound import NOT_AUTHORIZED, Outbox, paho_queue_limit
 
 if TYPE_CHECKING:
     from edgeddns.clock import Clock
@@ -114,6 +114,7 @@ class Link:
             kw["clean_session"] = True
         c = paho.Client(CallbackAPIVersion.VERSION2, **kw)
         c.suppress_exceptions = True
+        c.max_queued_messages_set(paho_queue_limit(self.m.queue_size))
         c.enable_logger(logging.getLogger("edgeddns.paho"))
         # A no-op write hook keeps publish() from writing to the socket on the
         # calling thread: only the network thread touches the socket (and TLS).

@@ -29,6 +29,12 @@ log = logging.getLogger("edgeddns.mqtt")
 NOT_AUTHORIZED = 135
 _ACTION_TOPIC = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 INFLIGHT_MAX = 10000  # mids remembered to name a refused publish
+QUEUE_FULL = 15  # paho's MQTT_ERR_QUEUE_SIZE
+
+
+def paho_queue_limit(queue_size: int) -> int:
+    """paho's own outgoing queue (unbounded by default): our backlog plus the few messages of a connect."""
+    return queue_size + 64
 
 Message = Tuple[str, bytes, int, bool, Any]
 
@@ -50,7 +56,9 @@ class Outbox:
         self.protocol = 5
         self.error_string: Callable[[int], str] = str
         self.backlog: Deque[Message] = deque()
-        self.dropped = 0
+        self.dropped = 0  # dropped from the backlog since the last connection
+        self.dropped_total = 0  # dropped from the backlog or refused by paho's full queue, ever
+        self._paho_full = False
         self.last_state: Optional[Dict[str, Any]] = None
         self._discovered: Dict[str, str] = {}  # discovery topic -> payload last published
         self._inflight: Dict[int, str] = {}  # mid -> topic, to name a refused publish
@@ -185,6 +193,7 @@ class Outbox:
             if not self.dropped:
                 log.warning("MQTT queue full (%d): dropping the oldest queued messages", self.m.queue_size)
             self.dropped += 1
+            self.dropped_total += 1
         self.backlog.append(msg)
 
     def send(self, topic: str, payload: bytes, qos: int, retain: bool, props: Any = None) -> None:
@@ -198,6 +207,13 @@ class Outbox:
             if len(self._inflight) > INFLIGHT_MAX:
                 self._inflight.clear()
             self._inflight[info.mid] = topic
+            self._paho_full = False
+        elif info.rc == QUEUE_FULL:  # the broker is not taking them: shed instead of growing without end
+            self.dropped_total += 1
+            if not self._paho_full:
+                self._paho_full = True
+                log.warning("MQTT: %d messages are waiting for the broker's acknowledgement; dropping new ones "
+                            "until it catches up", paho_queue_limit(self.m.queue_size))
         elif info.rc not in (0, 4):  # 4 = not connected: paho keeps QoS>0 messages and resends them
             log.warning("MQTT publish to %s failed: %s", topic, self.error_string(info.rc))
 

@@ -423,3 +423,37 @@ def test_broker_certificate_is_judged_by_the_corrected_clock(tmp_path, ca, faket
         b.stop()
     text = (tmp_path / "agent.log").read_text()
     assert "Traceback" not in text, text
+
+
+# ---- 5. a command flood ------------------------------------------------------------------------------
+
+FLOOD = 3000
+
+
+def test_a_command_flood_is_bounded_and_status_is_still_answered(router):
+    """Thousands of updates, then one status: the status is answered without waiting behind an answer
+    per flooded command, and the drop counter says what was shed. (Memory: bench/mqtt_flood.py.)"""
+    admin = router["admin"]
+    mark = len(admin.msgs)
+    for i in range(FLOOD):
+        admin.c.publish("edgeddns/router1/cmd/update", json.dumps({"id": f"flood-{i}"}), qos=0)
+    admin.send("edgeddns/router1/cmd/status", {"id": "st-after-flood"})
+    status = admin.json("edgeddns/router1/response/status", lambda a: a["id"] == "st-after-flood", timeout=60)
+    with admin.cond:
+        before = [m for m in admin.msgs[mark:] if m.topic == "edgeddns/router1/response/update"]
+    # Before the bound, every flooded command got its answer first (3000 of them, queued ahead).
+    assert len(before) < FLOOD // 4, len(before)
+    assert status["state"]["mqtt"]["dropped_commands"] > 0, status["state"].get("mqtt")
+    assert router["agent"].p.poll() is None
+    # The agent still takes commands afterwards, and the retained state carries the counter too.
+    for k in range(60):  # the per-action allowance refills within a second or two
+        admin.send("edgeddns/router1/cmd/update", {"id": f"after-flood-{k}"})
+        try:
+            admin.json("edgeddns/router1/response/update", lambda a, c=f"after-flood-{k}": a["id"] == c, timeout=0.5)
+            break
+        except AssertionError:
+            continue
+    else:
+        raise AssertionError("no update accepted after the flood")
+    shed = status["state"]["mqtt"]["dropped_commands"]
+    admin.json("edgeddns/router1/state", lambda d: d.get("mqtt", {}).get("dropped_commands", 0) >= shed)
