@@ -473,11 +473,18 @@ def cmd_run(args) -> int:
     agent.start()
     log.info("edgeddns %s running as %s (pid %d), %d records", __version__, cfg.agent.node_id, os.getpid(),
              len(cfg.records))
+    reloading = threading.Lock()
+
+    def reload() -> None:
+        with reloading:  # one at a time; a second SIGHUP reloads again after it
+            agent.reload()
+
     try:
         while True:
             sig = signal.sigwait(sigs)
             if sig == signal.SIGHUP:
-                agent.reload()
+                # Off this thread: a reload that blocks reading a file must not keep SIGTERM waiting.
+                threading.Thread(target=reload, name="edgeddns-reload", daemon=True).start()
                 continue
             if agent.fatal is None:
                 log.info("stopping on %s", signal.Signals(sig).name)

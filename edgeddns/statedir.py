@@ -78,13 +78,18 @@ def _scan_state_dir(text: str) -> object:
     return found
 
 
+MAX_CONFIG = 1 << 20
+
+
 def state_dir_of(config_path: str) -> str:
     """``[agent] state_dir`` of a config file, read cheaply (no validation, no providers)."""
     try:
         with open(config_path, "rb") as f:
-            raw = f.read()
+            raw = f.read(MAX_CONFIG + 1)  # the same bound as the full loader
     except OSError as e:
         raise StateDirError(f"{config_path}: cannot read: {e.strerror}") from None
+    if len(raw) > MAX_CONFIG:
+        raise StateDirError(f"{config_path}: larger than 1 MiB: not a config file")
     try:
         quick = _scan_state_dir(raw.decode("utf-8"))
     except UnicodeDecodeError:

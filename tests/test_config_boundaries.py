@@ -4,6 +4,7 @@ http://, header values that cannot be sent (non-Latin-1), secret files that are 
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -199,3 +200,39 @@ def test_reload_with_a_fifo_secret_file_keeps_the_agent_stoppable(tmp_path):
     finally:
         rc = a.stop()
     assert rc == 0, a.log
+
+
+def test_a_reload_that_blocks_does_not_hold_up_sigterm(tmp_path):
+    """The config file itself replaced by a FIFO (nobody writes): the reload blocks in open(), but it
+    runs off the signal-handling thread, so SIGTERM still stops the agent cleanly."""
+    import signal
+
+    from tests.agentproc import HOSTS_CONFIG, AgentProc
+
+    (tmp_path / "wan-ip").write_text("10.0.0.1\n")
+    cfg = write_config(tmp_path, HOSTS_CONFIG.format(d=tmp_path, state=tmp_path / "state"))
+    a = AgentProc(cfg)
+    try:
+        assert a.wait_log(lambda t: "running as" in t), a.log
+        os.unlink(cfg)
+        os.mkfifo(cfg, 0o600)
+        a.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        a.proc.terminate()
+        a.proc.wait(10)
+    finally:
+        rc = a.stop()
+    assert rc == 0 and "stopping on SIGTERM" in a.log, a.log
+
+
+def test_config_file_larger_than_1_mib_is_refused(tmp_path):
+    cfg = write_config(tmp_path, HEAD + "#" * (1 << 20))
+    p = run_cli("check-config", "-c", cfg)
+    assert p.returncode == 2 and "larger than 1 MiB" in p.stderr, p.stderr
+    p = run_cli("check-config", "-c", "/dev/zero", timeout=30, prefix=["prlimit", "--as=1000000000"])
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr[-300:]
+
+
+def test_trigger_with_an_endless_config_file_does_not_eat_memory():
+    p = run_cli("trigger", "-c", "/dev/zero", timeout=30, prefix=["prlimit", "--as=1000000000"])
+    assert p.returncode == 2 and "larger than 1 MiB" in p.stderr and "Traceback" not in p.stderr, p.stderr[-300:]

@@ -37,14 +37,20 @@ else:  # pragma: no cover - exercised on old interpreters only
     import tomli as _toml
 
 
+MAX_CONFIG = 1 << 20
+
+
 def load(path: str, environ: Optional[Dict[str, str]] = None) -> Config:
     """Read and validate ``path``; raise :class:`ConfigError` on any problem."""
     rd = Reader(path, environ)
     try:
+        # Any kind of file (a pipe from ``-c <(...)`` too), but bounded: /dev/zero is not a config.
         with open(path, "rb") as f:
-            raw = f.read()
+            raw = f.read(MAX_CONFIG + 1)
     except OSError as e:
         raise ConfigError(path, "", f"cannot read: {e.strerror}") from None
+    if len(raw) > MAX_CONFIG:
+        raise ConfigError(path, "", "larger than 1 MiB: not a config file")
     try:
         data = _toml.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
