@@ -102,9 +102,12 @@ class SyncProbe:
         return ev
 
     def _hotplug(self, path: str) -> Tuple[bool, str]:
+        from edgeddns.fileio import read_limited
+
         try:
-            with open(path, encoding="utf-8") as f:
-                fields = dict(line.strip().split("=", 1) for line in f if "=" in line)
+            # In the state dir: a small regular file, never through a symlink (fileio.read_limited).
+            text = read_limited(path, 4096, follow=False).decode("utf-8", "replace")
+            fields = dict(line.strip().split("=", 1) for line in text.splitlines() if "=" in line)
         except OSError:
             return False, f"busybox ntpd hotplug: {path} absent"
         boot = read_boot_id(self.boot_id_file)

@@ -287,3 +287,27 @@ def test_hosts_path_that_is_a_fifo_does_not_hang(tmp_path):
     os.mkfifo(fifo)
     p, (r,) = _hosts_update(tmp_path, str(fifo))
     assert r["status"] == "failed" and "regular file" in r["error"]["message"], r
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo"])
+def test_files_in_the_state_dir_are_not_read_through_symlinks_or_fifos(tmp_path, kind):
+    """The ntpd sync marker and the dyndns2 hold file: a symlink is not followed, a FIFO does not hang."""
+    from edgeddns.providers.dyndns2 import HOLD_FILE, HoldStore
+    from edgeddns.syncprobe import SyncProbe
+
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    (tmp_path / "boot").write_text("b1\n")
+    real = tmp_path / "elsewhere"
+    real.write_text("sync=1\nstratum=2\nboot_id=b1\n")
+    hold = tmp_path / "hold.json"
+    hold.write_text('{"version": 1, "salt": "s", "holds": {"p/a.example.com/A": {"answer": "badauth"}}}')
+    for name, target in (("ntpd.sync", real), (HOLD_FILE, hold)):
+        if kind == "symlink":
+            os.symlink(target, state / name)
+        else:
+            os.mkfifo(state / name)
+    probe = SyncProbe(str(state), timesyncd_flag=str(tmp_path / "none"), dnsmasq_marker=str(tmp_path / "none"),
+                      boot_id_file=str(tmp_path / "boot"), adjtimex=lambda: None)
+    assert not probe.check().synced
+    assert HoldStore(str(state)).get("p/a.example.com/A") is None

@@ -119,9 +119,11 @@ class HoldStore:
     def _load(self) -> None:
         if self.path is None:
             return
+        from edgeddns.fileio import read_limited
+
         try:
-            with open(self.path, encoding="utf-8") as f:
-                data = json.load(f)
+            # In the state dir: a regular file of bounded size, never through a symlink.
+            data = json.loads(read_limited(self.path, 1 << 20, follow=False).decode("utf-8"))
         except FileNotFoundError:
             return
         except (OSError, ValueError):
