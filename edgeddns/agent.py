@@ -229,6 +229,15 @@ class Agent:
                      config.agent.source_poll_interval)
             log.debug("polled: %s", ", ".join(sorted(r.key for r in blind)))
 
+    def run_due(self) -> bool:
+        """Run what is due now on the calling thread, without the worker (simulations: bench/soak.py)."""
+        jobs = self.scheduler.take(self.monotonic())
+        if not jobs:
+            return False
+        self._take_generation()
+        self._run(jobs)
+        return True
+
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """True once nothing is pending or running (for tests and benchmarks)."""
         return self.scheduler.wait_idle(timeout)

@@ -279,15 +279,12 @@ class Scheduler:
                 times.extend(p.timers())
                 if p.due and not p.running:
                     due_providers.add(p.provider)
-            if due_providers:
-                if self._window is not None:
-                    times.append(self._window)
-                for name in due_providers:
-                    br = self.breakers.get(name)
-                    if br is not None and br.open_until is not None:
-                        times.append(br.open_until)
-                    else:
-                        times.append(now)
+            for name in due_providers:
+                br = self.breakers.get(name)
+                if br is not None and br.open_until is not None and br.open_until > now:
+                    times.append(br.open_until)  # held until the breaker half-opens
+                else:
+                    times.append(now if self._window is None else self._window)
             return min(times, default=None)
 
     def complete(self, jobs: List[Job], results: List["Result"]) -> List[READY]:
