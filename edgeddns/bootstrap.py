@@ -6,12 +6,13 @@ use it without importing the command-line parser.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # typing's own flag would import typing on the hotplug path
 if TYPE_CHECKING:
+    import argparse
+
     from edgeddns.config import Config
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2

@@ -7,14 +7,15 @@ than the interpreter itself.
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import json
 import sys
-from typing import List, Optional
 
-from edgeddns import __version__
 from edgeddns.bootstrap import EXIT_FAILED, EXIT_OK, EXIT_USAGE, load_config
+
+# Not at run time: the hot commands (see edgeddns.argv) never build the parser.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from typing import List, Optional
 
 COMMANDS = {
     "update": "edgeddns.oneshot:cmd_update",
@@ -28,6 +29,10 @@ COMMANDS = {
 
 
 def parser() -> argparse.ArgumentParser:
+    import argparse
+
+    from edgeddns import __version__
+
     p = argparse.ArgumentParser(prog="edgeddns",
                                 description="Event-driven dynamic DNS for routers and NAS boxes.")
     p.add_argument("--version", action="version", version=f"edgeddns {__version__}")
@@ -90,6 +95,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    import json
+
     from edgeddns.config import dump
 
     cfg = load_config(args)
@@ -100,7 +107,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = parser().parse_args(argv)
+    from edgeddns.argv import quick
+
+    args = quick(sys.argv[1:] if argv is None else argv) or parser().parse_args(argv)
     if args.command:
         args.verbose += args.g_verbose
         args.quiet += args.g_quiet
@@ -110,7 +119,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return EXIT_USAGE
     module, _, func = COMMANDS[args.command].partition(":")
     try:
-        handler = getattr(importlib.import_module(module), func)
+        handler = getattr(__import__(module, fromlist=[func]), func)
     except (ImportError, AttributeError):
         print(f"edgeddns: '{args.command}' is not available in this build", file=sys.stderr)
         return EXIT_USAGE

@@ -24,16 +24,17 @@ modules it needs at top level; the state dir is found by
 
 from __future__ import annotations
 
+import _socket  # socket.py would add selectors, enum and array to every hotplug event
 import json
 import os
-import socket
 import sys
-from typing import TYPE_CHECKING, Any, Dict
 
 from edgeddns.statedir import StateDirError, default_state_dir, state_dir_of
 
+TYPE_CHECKING = False  # typing's own flag would import typing on the hotplug path
 if TYPE_CHECKING:
     import argparse
+    from typing import Any, Dict
 
 __all__ = ["ControlError", "request", "socket_path", "state_dir_of", "default_state_dir", "cmd_trigger",
            "cmd_status"]
@@ -62,7 +63,7 @@ def socket_path(state_dir: str) -> str:
 
 def request(path: str, obj: Dict[str, Any], timeout: float = 2.0) -> Dict[str, Any]:
     """Send one request, return the reply. ControlError codes: no_agent, denied, timeout, protocol."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     s.settimeout(timeout)
     try:
         try:
@@ -82,7 +83,7 @@ def request(path: str, obj: Dict[str, Any], timeout: float = 2.0) -> Dict[str, A
             if not chunk:
                 break
             buf += chunk
-    except socket.timeout:
+    except _socket.timeout:
         raise ControlError(f"the agent did not answer within {timeout:g} s", "timeout") from None
     except OSError as e:
         raise ControlError(f"{path}: {e.strerror or e}", "protocol") from None

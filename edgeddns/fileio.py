@@ -13,7 +13,10 @@ import os
 import re
 import stat
 import time
-from typing import Container, Optional
+
+TYPE_CHECKING = False  # typing's own flag would import typing on the hotplug path
+if TYPE_CHECKING:
+    from typing import Container, Optional
 
 # ``.NAME.<16 hex>.tmp`` from write_atomic, and ``.NAME.<pid>.tmp`` from versions before it.
 _TEMP = re.compile(r"^\..+\.([0-9a-f]{16}|[0-9]+)\.tmp$")

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Optional
+
+TYPE_CHECKING = False  # typing's own flag would import typing on the hotplug path
+if TYPE_CHECKING:
+    from typing import Optional
 
 
 class StateDirError(Exception):

@@ -133,3 +133,85 @@ def test_every_provider_module_imports_light():
                            env=dict(os.environ, PYTHONPATH=ROOT), timeout=60)
         assert p.returncode == 0, p.stderr
         assert heavy(json.loads(p.stdout)) == [], (ptype, heavy(json.loads(p.stdout)))
+
+
+# What the hotplug fallback may load beyond a bare interpreter: its own few modules, json (and the
+# re it needs; pip's console-script wrapper imports re anyway) and the C socket module. No argparse
+# (edgeddns.argv reads the plain spellings), no typing, no socket.py, no config, no logging.
+TRIGGER_MODULES = {"edgeddns", "edgeddns.argv", "edgeddns.cli", "edgeddns.bootstrap", "edgeddns.control",
+                   "edgeddns.fileio", "edgeddns.statedir", "_socket"}
+
+
+def _listener(path, answer):
+    """A stand-in agent on the control socket: one JSON line in, ``answer`` out."""
+    import socket
+
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(4)
+    got = []
+
+    def serve():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            with c:
+                buf = b""
+                while b"\n" not in buf:
+                    chunk = c.recv(4096)
+                    if not chunk:
+                        break
+                    buf += chunk
+                got.append(json.loads(buf))
+                c.sendall(json.dumps(answer).encode() + b"\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv, got
+
+
+def test_trigger_imports_only_its_own_few_modules(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    cfg = write_config(tmp_path, f"""
+        [agent]
+        node_id = "t"
+        state_dir = "{state}"
+        [ip]
+        ipv4 = ["static:8.8.8.8"]
+        [providers.lan]
+        type = "hosts"
+        path = "{tmp_path}/hosts"
+        [[records]]
+        name = "home.example.com"
+        provider = "lan"
+    """)
+    code = ("import sys\nbare = set(sys.modules)\nfrom edgeddns.cli import main\nrc = main(sys.argv[1:])\n"
+            "sys.stdout.flush()\nprint('\\nMODULES ' + ' '.join(sorted(set(sys.modules) - bare)))\n"
+            "raise SystemExit(rc)")
+    argv = ["trigger", "-c", cfg, "--iface", "wan", "--action", "ifup", "--device", "eth1", "--timeout=2"]
+
+    def run():
+        p = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
+                           env=dict(os.environ, PYTHONPATH=ROOT), timeout=60)
+        mods = set(p.stdout.rsplit("MODULES ", 1)[-1].split())
+        stdlib_for_json = {m for m in mods if m.split(".")[0] in ("json", "_json", "re", "_sre", "sre_compile",
+                                                                  "sre_parse", "sre_constants", "enum",
+                                                                  "functools", "_functools", "collections",
+                                                                  "keyword", "operator", "_operator", "reprlib",
+                                                                  "itertools", "types", "copyreg", "_collections",
+                                                                  "_weakref", "_locale", "errno")}
+        return p, mods - stdlib_for_json
+
+    p, extra = run()  # no agent: exit 3 and the reason
+    assert p.returncode == 3 and "no agent is running" in p.stderr, p.stdout + p.stderr
+    assert extra <= TRIGGER_MODULES, sorted(extra - TRIGGER_MODULES)
+    srv, got = _listener(str(state / "control.sock"), {"ok": True, "queued": True, "trigger": "hotplug", "pid": 7})
+    try:
+        p, extra = run()
+    finally:
+        srv.close()
+    assert p.returncode == 0 and "queued: hotplug wan (agent pid 7)" in p.stdout, p.stdout + p.stderr
+    assert got == [{"op": "trigger", "iface": "wan", "action": "ifup", "device": "eth1"}]
+    assert extra <= TRIGGER_MODULES, sorted(extra - TRIGGER_MODULES)
