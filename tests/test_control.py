@@ -295,8 +295,8 @@ def test_trigger_path_imports_stay_light(tmp_path):
             "'urllib3', 'ssl', 'http', 'logging')))))" % cfg)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=30)
     loaded = set(r.stdout.split())
-    assert loaded <= {"edgeddns", "edgeddns.cli", "edgeddns.bootstrap", "edgeddns.control", "edgeddns.fileio",
-                      "edgeddns.statedir"}, loaded
+    assert loaded <= {"edgeddns", "edgeddns.cli", "edgeddns.argv", "edgeddns.bootstrap", "edgeddns.control",
+                      "edgeddns.fileio", "edgeddns.statedir"}, loaded
 
 
 def _env():
