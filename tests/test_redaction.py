@@ -286,3 +286,32 @@ def test_state_dir_files_are_private(tmp_path, echo):
         path = tmp_path / "state" / name
         if path.is_file():
             assert not os.stat(path).st_mode & 0o077, name
+
+
+def test_webhook_request_carries_its_secret_only_where_configured(tmp_path, echo):
+    """What the webhook sends: the secret in the URL parameter and header the user put it in, never
+    in the body (refused at load), and no other provider's secret anywhere."""
+    from edgeddns.config import load
+    from edgeddns.errors import ConfigError
+
+    cfg = config(tmp_path, echo)
+    text = open(cfg).read().replace('X-Token = "{secret}"',
+                                    'X-Token = "{secret}"\n[providers.hook.json]\nt = "{secret}"')
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    with pytest.raises(ConfigError) as e:
+        load(write_config(bad, text))
+    assert "{secret} may be used in url and headers only" in e.value.message and not leaks(e.value.message)
+
+    text = open(cfg).read().replace('X-Token = "{secret}"',
+                                    'X-Token = "{secret}"\n[providers.hook.json]\nip = "{ip}"\nname = "{record}"')
+    good = tmp_path / "good"
+    good.mkdir()
+    n = len(echo.requests)
+    run_cli("update", "-c", write_config(good, text), "--force", "--record", "hook.example.com")
+    (req,) = [r for r in echo.requests[n:] if r.path.startswith("/hook")]
+    assert not leaks(req.body.decode("utf-8")), req.body
+    assert json.loads(req.body) == {"ip": "8.8.8.8", "name": "hook.example.com"}
+    assert unquote(req.query["t"]) == HOOK or req.query["t"] == HOOK
+    assert req.headers["x-token"].encode("latin-1").decode("latin-1") == HOOK
+    assert "LEAKMARK1" not in req.query_string + json.dumps(req.headers)
