@@ -18,11 +18,31 @@ import selectors
 import signal
 import subprocess
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 MAX_OUTPUT = 64 * 1024  # bytes kept per stream; the rest is read and dropped
 _RESET = tuple(s for s in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGQUIT,
                            getattr(signal, "SIGXFSZ", None)) if s is not None)
+
+
+def start(argv: Sequence[str], *, env: Optional[Dict[str, str]] = None) -> Tuple[int, int]:
+    """Start a long-lived ``argv`` with the same clean slate; its stdout is a pipe, stderr /dev/null.
+
+    Returns ``(pid, fd)``: the caller reads ``fd`` and reaps ``pid`` (the ubus subscription).
+    """
+    argv = list(argv)
+    r, w = os.pipe()
+    actions: List[tuple] = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0), (os.POSIX_SPAWN_DUP2, w, 1),
+                            (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0)]
+    try:
+        pid = os.posix_spawnp(argv[0], argv, os.environ if env is None else env, file_actions=actions,
+                              setsigmask=(), setsigdef=_RESET, setsid=True)
+    except BaseException:
+        os.close(r)
+        os.close(w)
+        raise
+    os.close(w)
+    return pid, r
 
 
 def run(argv: Sequence[str], *, capture_output: bool = True, text: bool = False, timeout: Optional[float] = None,

@@ -53,32 +53,19 @@ ADDRESS_KEYS = ("up", "ipv4-address", "ipv6-address", "ipv6-prefix", "ipv6-prefi
 
 
 class Child:
-    """The ``ubus subscribe`` process, spawned with a clean slate.
+    """The ``ubus subscribe`` (or ``listen``) process, spawned with a clean slate.
 
     The agent blocks SIGTERM, SIGINT and SIGHUP in every thread, and a blocked
     mask survives ``exec``: a child spawned by ``subprocess`` would ignore our
-    SIGTERM and outlive the agent. ``posix_spawn`` resets the mask and the
-    dispositions, and a new session keeps a terminal's Ctrl-C for the agent.
+    SIGTERM and outlive the agent. :func:`edgeddns.spawn.start` resets the mask
+    and the dispositions, and a new session keeps a terminal's Ctrl-C for the agent.
     """
 
-    RESET = tuple(x for x in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGQUIT)
-                  if x is not None)
-
     def __init__(self, argv: Sequence[str]):
-        r, w = os.pipe()
-        actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                   (os.POSIX_SPAWN_DUP2, w, 1),
-                   (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
-                   (os.POSIX_SPAWN_CLOSE, r)]
-        try:
-            self.pid = os.posix_spawnp(argv[0], list(argv), os.environ, file_actions=actions, setsigmask=(),
-                                       setsigdef=self.RESET, setsid=True)
-        except BaseException:
-            os.close(r)
-            os.close(w)
-            raise
-        os.close(w)
-        self.stdout: IO[str] = os.fdopen(r, "r", encoding="utf-8", errors="replace")
+        from edgeddns.spawn import start
+
+        self.pid, fd = start(argv)
+        self.stdout: IO[str] = os.fdopen(fd, "r", encoding="utf-8", errors="replace")
         self.returncode: Optional[int] = None
 
     def poll(self) -> Optional[int]:
