@@ -56,6 +56,17 @@ def free_port() -> int:
         return port
 
 
+def has_ipv6_loopback(port: int) -> bool:
+    """True when ::1 can be bound (the servers then listen there too)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as u, socket.socket(socket.AF_INET6) as t:
+            u.bind(("::1", port))
+            t.bind(("::1", port))
+        return True
+    except OSError:
+        return False
+
+
 def query(port: int, name: str, rtype: int, timeout: float = 1.0) -> dnsmsg.Message:
     """An unsigned query over TCP (never truncated): what the server really holds."""
     wire = dnsmsg.build_query(0x4242, name, rtype)
@@ -143,6 +154,7 @@ def start_bind(d: str) -> DnsServer:
     port = free_port()
     with open(os.path.join(d, f"{ZONE}.zone"), "w") as f:
         f.write(zone_text())
+    v6 = has_ipv6_loopback(port)
     keys = "".join(f'key "{n}" {{ algorithm {a}; secret "{s}"; }};\n' for n, (a, s) in KEYS.items())
     grants = " ".join(f"grant {n} zonesub ANY;" for n in WIDE) + f" grant narrow-key name allowed.{ZONE} A AAAA;"
     conf = os.path.join(d, "named.conf")
@@ -153,7 +165,7 @@ def start_bind(d: str) -> DnsServer:
     session-keyfile "{d}/session.key";
     managed-keys-directory "{d}";
     listen-on port {port} {{ 127.0.0.1; }};
-    listen-on-v6 {{ none; }};
+    listen-on-v6 port {port} {{ {"::1;" if v6 else "none;"} }};
     recursion no;
     dnssec-validation no;
     notify no;
@@ -183,7 +195,7 @@ def start_knot(d: str) -> DnsServer:
     with open(conf, "w") as f:
         f.write(f"""server:
     rundir: "{d}"
-    listen: 127.0.0.1@{port}
+    listen: [127.0.0.1@{port}{f", ::1@{port}" if has_ipv6_loopback(port) else ""}]
     udp-workers: 1
     tcp-workers: 1
     background-workers: 1

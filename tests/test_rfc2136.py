@@ -400,3 +400,14 @@ def test_zone_apex_found_by_soa(dns_server):  # noqa: F811
     assert p.zone_for(RecordConfig(name="example.com", type="AAAA", provider="p")) == "example.com"
     assert srv.values("example.com", "AAAA") == [V6]
     assert make(srv).ensure(RecordConfig(name="example.com", type="AAAA", provider="p"), V6) == "unchanged"
+
+
+def test_server_over_ipv6_loopback(dns_server):  # noqa: F811
+    from tests.dnsservers import has_ipv6_loopback
+
+    srv = dns_server
+    if not has_ipv6_loopback(0):
+        pytest.skip("no IPv6 loopback here (the servers listen on 127.0.0.1 only)")
+    p = make(srv, server=f"[::1]:{srv.port}")
+    assert p.ensure(RecordConfig(name="v6server.example.com", type="A", provider="p"), V4) == "updated"
+    assert srv.values("v6server.example.com") == [V4]
