@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Tuple
 
 from edgeddns.providers.dnsmsg import CLASS_ANY, TYPE_TSIG, Message, WireError, encode_name, read_name
 
@@ -77,7 +77,7 @@ def request_mac(key: Key, message: bytes, time_signed: int, fudge: int = FUDGE) 
     return mac(key, message + variables(key, time_signed, fudge))
 
 
-def sign(key: Key, message: bytes, time_signed: int, fudge: int = FUDGE) -> tuple:
+def sign(key: Key, message: bytes, time_signed: int, fudge: int = FUDGE) -> Tuple[bytes, bytes]:
     """(the message with its TSIG record appended, the MAC): the MAC is needed to check the answer."""
     digest = request_mac(key, message, time_signed, fudge)
     msg_id = struct.unpack_from("!H", message)[0]
