@@ -342,5 +342,12 @@ class UbusSource:
 
 
 def records_of(config: "Config", iface: str) -> List[str]:
-    """The records that read ``ubus:iface``: the ones a notification for it concerns."""
-    return sorted({r.name for r in config.records if f"ubus:{iface}" in config.sources_for(r)})
+    """The records a notification for ``iface`` concerns: those that read ``ubus:iface``, and those
+    that read a ``url:`` or ``cmd:`` source, which no event of their own announces and which a WAN
+    change moves (the hotplug script, which the subscription replaces, used to check them too)."""
+    out = set()
+    for r in config.records:
+        sources = config.sources_for(r)
+        if f"ubus:{iface}" in sources or any(s.startswith(("url:", "cmd:")) for s in sources):
+            out.add(r.name)
+    return sorted(out)

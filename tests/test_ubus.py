@@ -284,3 +284,27 @@ def test_the_child_takes_signals_and_not_the_terminals_ctrl_c(tmp_path):
         src.stop()
     assert time.monotonic() - t0 < 4  # SIGTERM worked: no 5 s join, no SIGKILL needed
     assert child.returncode == -signal.SIGTERM
+
+
+def test_a_wan_notification_also_checks_records_no_event_announces(tmp_path):
+    """url:/cmd: sources move with the WAN too; the hotplug script used to check them, now the notification does."""
+    from edgeddns.ubus import UbusSource
+
+    body = CFG.format(d=tmp_path) + """
+[[records]]
+name = "echo.lan"
+provider = "lan"
+allow_private = true
+ip = ["url:http://127.0.0.1:9/ip"]
+[[records]]
+name = "lan-side.lan"
+provider = "lan"
+allow_private = true
+ip = ["static:192.0.2.99"]
+"""
+    cfg = load(write_config(tmp_path, body))
+    src = UbusSource(cfg)
+    agent = _Agent(cfg)
+    src._agent = agent
+    assert src.handle(LINES[UP - 1])
+    assert agent.events[-1].records == ["echo.lan", "router.lan"]
