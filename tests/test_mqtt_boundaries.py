@@ -457,3 +457,13 @@ def test_a_command_flood_is_bounded_and_status_is_still_answered(router):
         raise AssertionError("no update accepted after the flood")
     shed = status["state"]["mqtt"]["dropped_commands"]
     admin.json("edgeddns/router1/state", lambda d: d.get("mqtt", {}).get("dropped_commands", 0) >= shed)
+
+
+def test_rejection_codes_and_docs_agree():
+    """docs/mqtt.md's table of rejection codes is the contract: it and the code must list the same codes."""
+    from edgeddns.commands import REJECT_CODES
+
+    text = open(os.path.join(ROOT, "docs", "mqtt.md")).read()
+    table = text.split("Rejection codes:", 1)[1].split("\n\n", 2)[1]
+    documented = {line.split("`")[1] for line in table.splitlines() if line.startswith("| `")}
+    assert documented == set(REJECT_CODES)
