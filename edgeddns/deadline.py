@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from typing import Any, Optional
 
 
@@ -24,12 +25,18 @@ class Deadline:
         self._target: Optional[Any] = None
         self._done = False
         self._lock = threading.Lock()
+        self._end = time.monotonic() + budget
         self._timer = threading.Timer(budget, self._expire)
         self._timer.daemon = True
 
     def __enter__(self) -> Deadline:
+        self._end = time.monotonic() + self.budget
         self._timer.start()
         return self
+
+    def remaining(self) -> float:
+        """Seconds left (for the steps a shutdown cannot cut short, such as a TCP connect)."""
+        return max(0.0, self._end - time.monotonic())
 
     def __exit__(self, *exc: object) -> None:
         self.cancel()

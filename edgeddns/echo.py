@@ -21,7 +21,7 @@ MAX_ANSWER = 65536
 MAX_HEAD = 16384
 
 
-def _connect(host: str, port: int, family: int, timeout: float) -> socket.socket:
+def _connect(host: str, port: int, family: int, deadline: Deadline) -> socket.socket:
     af = socket.AF_INET if family == 4 else socket.AF_INET6
     err: Optional[OSError] = None
     try:
@@ -29,8 +29,11 @@ def _connect(host: str, port: int, family: int, timeout: float) -> socket.socket
     except socket.gaierror as e:
         raise OSError(f"cannot resolve {host} over IPv{family}: {e.strerror}") from None
     for fam, stype, proto, _, addr in infos:
+        left = deadline.remaining()
+        if left <= 0:
+            raise OSError("timed out")  # every address together shares the one budget
         s = socket.socket(fam, stype, proto)
-        s.settimeout(timeout)
+        s.settimeout(left)
         try:
             s.connect(addr)
             return s
@@ -56,7 +59,7 @@ def _fetch(url: str, family: int, timeout: float, clock: Optional[Clock], deadli
     host = parts.hostname or ""
     tls = parts.scheme == "https"
     port = parts.port or (443 if tls else 80)
-    sock = _connect(host, port, family, timeout)
+    sock = _connect(host, port, family, deadline)
     try:
         deadline.attach(sock)
         if tls:

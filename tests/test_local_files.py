@@ -6,13 +6,14 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import sys
 import tempfile
 import time
 
 import pytest
 
 from edgeddns.fileio import write_atomic
-from tests.agentproc import HOSTS_CONFIG, read
+from tests.agentproc import HOSTS_CONFIG, read, wait_for
 from tests.conftest import run_cli, write_config
 
 NOBODY = 65534
@@ -311,3 +312,40 @@ def test_files_in_the_state_dir_are_not_read_through_symlinks_or_fifos(tmp_path,
                       boot_id_file=str(tmp_path / "boot"), adjtimex=lambda: None)
     assert not probe.check().synced
     assert HoldStore(str(state)).get("p/a.example.com/A") is None
+
+
+@needs_root
+def test_root_trigger_reaches_an_agent_running_as_its_own_user(base):
+    """The client side of the state-dir rule: root's hotplug trigger accepts a private dir owned by the
+    agent's (other) user, but never one that others can write to."""
+    import subprocess
+
+    from tests.agentproc import env
+
+    if not shutil.which("setpriv"):
+        pytest.skip("needs setpriv")
+    home = os.path.join(base, "agent")
+    os.mkdir(home, 0o700)
+    state = os.path.join(home, "state")
+    with open(os.path.join(home, "wan-ip"), "w") as f:
+        f.write("10.0.0.1\n")
+    cfg = os.path.join(home, "config.toml")
+    with open(cfg, "w") as f:
+        f.write(HOSTS_CONFIG.format(d=home, state=state))
+    os.chmod(cfg, 0o600)
+    for p in (home, cfg, os.path.join(home, "wan-ip")):
+        os.chown(p, NOBODY, NOBODY)
+    log = open(os.path.join(base, "agent.log"), "w")
+    proc = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m",
+                             "edgeddns", "run", "-c", cfg], stdout=log, stderr=subprocess.STDOUT, env=env())
+    try:
+        assert wait_for(lambda: os.path.exists(os.path.join(state, "control.sock"))), read(log.name)
+        p = run_cli("trigger", "-c", cfg, "--iface", "wan")
+        assert p.returncode == 0 and "queued" in p.stdout, (p.stdout, p.stderr, read(log.name))
+        os.chmod(state, 0o777)  # now anyone could have planted the socket: refused
+        p = run_cli("trigger", "-c", cfg, "--iface", "wan")
+        assert p.returncode == 2 and "writable by group or others" in p.stderr, p.stderr
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        log.close()
