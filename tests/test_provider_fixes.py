@@ -160,3 +160,25 @@ provider = "tx"
     assert p.returncode == 2, p.stdout + p.stderr
     assert f"providers.tx.{where}" in p.stderr and "ID,Token" in p.stderr and "SecretId" in p.stderr
     assert "0123456789abcdef0123456789abcdef" not in p.stderr
+
+
+@pytest.mark.parametrize("ptype,extra", [
+    ("rfc2136", 'server = "127.0.0.1"\nkey_name = "k"\nkey_secret = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="'),
+    ("powerdns", 'endpoint = "http://127.0.0.1:8081"\napi_key = "k"'),
+])
+def test_provider_zone_must_hold_the_record(tmp_path, ptype, extra):
+    cfg = write_config(tmp_path, f"""
+[ip]
+ipv4 = ["static:8.8.8.8"]
+
+[providers.p]
+type = "{ptype}"
+zone = "example.net"
+{extra}
+
+[[records]]
+name = "home.example.com"
+provider = "p"
+""")
+    p = run_cli("check-config", "-c", cfg)
+    assert p.returncode == 2 and "records[0].name" in p.stderr and "example.net" in p.stderr, p.stderr

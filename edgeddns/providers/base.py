@@ -141,6 +141,14 @@ class Provider:
         return "updated"
 
 
+def zone_holds(cfg: ProviderConfig, record: RecordConfig) -> Optional[Tuple[str, str]]:
+    """check_record for providers with a provider-wide ``zone`` option: the record must be in it."""
+    zone = str(cfg.options.get("zone") or "").rstrip(".").lower()
+    if zone and not record.zone and not (record.name == zone or record.name.endswith("." + zone)):
+        return "name", f'is not in the provider\'s zone "{zone}" (set this record\'s zone, or use another provider)'
+    return None
+
+
 def split_name(name: str, zone: str) -> str:
     """The host part of ``name`` inside ``zone`` ("@" for the apex)."""
     if name == zone:

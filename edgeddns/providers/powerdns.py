@@ -15,7 +15,7 @@ from urllib.parse import quote, urlsplit
 
 from edgeddns.errors import AuthError, NotFoundError, ProviderError, RateLimitedError
 from edgeddns.options import Opt, Secret
-from edgeddns.providers.base import Provider
+from edgeddns.providers.base import Provider, zone_holds
 
 if TYPE_CHECKING:
     from edgeddns.config import ProviderConfig, RecordConfig
@@ -49,6 +49,10 @@ class PowerdnsProvider(Provider):
         if not cfg.endpoint:
             return "endpoint", "is required: the API's base URL, e.g. http://127.0.0.1:8081"
         return None
+
+    @classmethod
+    def check_record(cls, cfg: ProviderConfig, record: RecordConfig) -> Optional[Tuple[str, str]]:
+        return zone_holds(cfg, record)
 
     @property
     def host(self) -> str:

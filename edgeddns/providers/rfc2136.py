@@ -28,7 +28,7 @@ from edgeddns.errors import (
 )
 from edgeddns.options import Opt, Secret
 from edgeddns.providers import dnsmsg, tsig
-from edgeddns.providers.base import Provider
+from edgeddns.providers.base import Provider, zone_holds
 
 if TYPE_CHECKING:
     from edgeddns.config import ProviderConfig, RecordConfig
@@ -120,6 +120,10 @@ class Rfc2136Provider(Provider):
         if cfg.options.get("key_algorithm") == "hmac-md5":
             return [("key_algorithm", "hmac-md5 is kept for old servers only: use hmac-sha256 if the server has it")]
         return []
+
+    @classmethod
+    def check_record(cls, cfg: ProviderConfig, record: RecordConfig) -> Optional[Tuple[str, str]]:
+        return zone_holds(cfg, record)
 
     @property
     def host(self) -> str:
