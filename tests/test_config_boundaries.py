@@ -236,3 +236,11 @@ def test_config_file_larger_than_1_mib_is_refused(tmp_path):
 def test_trigger_with_an_endless_config_file_does_not_eat_memory():
     p = run_cli("trigger", "-c", "/dev/zero", timeout=30, prefix=["prlimit", "--as=1000000000"])
     assert p.returncode == 2 and "larger than 1 MiB" in p.stderr and "Traceback" not in p.stderr, p.stderr[-300:]
+
+
+def test_url_source_with_credentials_is_refused(tmp_path):
+    text = HEAD.replace('["static:8.8.8.8"]', '["url:http://user:pa55word@ip.example.net/"]')
+    text += '[providers.h]\ntype = "hosts"\npath = "hosts"\n[[records]]\nname = "a.example.com"\nprovider = "h"\n'
+    with pytest.raises(ConfigError) as e:
+        load(write_config(tmp_path, text), environ={})
+    assert e.value.key == "ip.ipv4[0]" and "pa55word" not in e.value.message

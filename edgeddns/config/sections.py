@@ -49,6 +49,9 @@ def _check_source(rd: Reader, key: str, src: Any) -> str:
                       + ", ".join(f"{k}:..." for k in SOURCE_KINDS) + ")")
     if kind == "url" and not arg.startswith(("http://", "https://")):
         raise rd.fail(key, f'"{src}": the URL must start with http:// or https://')
+    if kind == "url" and "@" in arg.split("/", 3)[2]:
+        # The fetcher sends no credentials (it would put them in the Host header, in clear over http://).
+        raise rd.fail(key, "a url: source takes no user:password@ (what-is-my-IP pages need none)")
     if kind == "static" and static_family(src) is None:
         raise rd.fail(key, f'"{src}": {arg.strip()} is not an IP address')
     return src
