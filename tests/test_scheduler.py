@@ -136,6 +136,10 @@ def test_address_stays_with_its_record_and_family(tmp_path):
     jobs = {j.name: j for j in s.take(clock.t)}
     assert jobs["a.lan"].address == "9.9.9.9" and jobs["b.lan"].address is None
     assert jobs["a.lan"].ids == ["x"] and jobs["b.lan"].ids == []
+    s.complete(list(jobs.values()), [res(n) for n in jobs])
+    # An event for all records with an IPv6 address gives A records nothing.
+    s.submit(Event("mqtt", addresses={6: "2001:db8::2"}, settle=False))
+    assert all(j.address is None for j in s.take(clock.t))
 
 
 def test_settle_window_opens_once_and_is_not_extended(tmp_path):
