@@ -63,7 +63,9 @@ class CommandHandler:
             elif cmd.action == "reload":
                 self._job(cmd, reply, base, self._reload)
             elif cmd.action == "sync_time":
-                self._job(cmd, reply, base, lambda c, b: self._sync_time(c, b, trigger, then_check))
+                if not self._job(cmd, reply, base, lambda c, b: self._sync_time(c, b, trigger, then_check)) \
+                        and then_check:
+                    self.agent.submit(Event(trigger))  # a measurement is running already; check anyway
             else:
                 reply(rejected(cmd.action, "unknown_action", f"unknown action {cmd.action!r}", cmd.id))
         except Exception as e:  # a bug here costs one answer, not the transport's thread
@@ -113,12 +115,13 @@ class CommandHandler:
         return self.rng.uniform(0.0, spread)
 
     def _job(self, cmd: "Command", reply: Reply, base: Dict[str, Any],
-             fn: Callable[["Command", Dict[str, Any]], Dict[str, Any]]) -> None:
+             fn: Callable[["Command", Dict[str, Any]], Dict[str, Any]]) -> bool:
+        """Run ``fn`` on a helper thread; False (and a ``busy`` answer) if one of its kind still runs."""
         with self._lock:
             job = self._jobs.get(cmd.action)
             if job is not None and job.is_alive():
                 reply(rejected(cmd.action, "busy", f"a {cmd.action} is still running", cmd.id))
-                return
+                return False
 
             def run() -> None:
                 try:
@@ -131,6 +134,7 @@ class CommandHandler:
             t = threading.Thread(target=run, name=f"edgeddns-{cmd.action}", daemon=True)
             self._jobs[cmd.action] = t
             t.start()
+        return True
 
     def _reload(self, cmd: "Command", base: Dict[str, Any]) -> Dict[str, Any]:
         error = self.agent.reload()

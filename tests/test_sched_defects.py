@@ -325,3 +325,68 @@ def test_one_shot_update_hands_over_to_the_running_agent(tmp_path):
     finally:
         assert a.stop() == 0
     assert os.path.exists(tmp_path / "state" / "state.json")
+
+
+def test_a_worker_that_cannot_go_on_says_so_and_asks_to_stop(tmp_path):
+    """Every take fails: internal results, then the fatal hook (cmd_run: offline, exit 1), not a silent thread."""
+    agent, _ = _agent(tmp_path)
+    out = Collect()
+    agent.add_publisher(out)
+    fatal = threading.Event()
+    agent._on_fatal = fatal.set
+
+    def broken(now):
+        raise RuntimeError("scheduler bug")
+
+    agent.scheduler.take = broken
+    agent.start()
+    try:
+        assert fatal.wait(30) and agent.fatal and "RuntimeError" in agent.fatal
+        internal = [r for r in out.results if (r.error or {}).get("code") == "internal"]
+        assert {r.record for r in internal} == {"a.lan", "b.lan"}
+    finally:
+        agent.stop(5)
+
+
+def test_reload_is_taken_or_refused_as_a_whole(tmp_path):
+    path = _cfg(tmp_path)
+    cfg = load(path)
+    built = []
+
+    def factory(c, clock):
+        if len(built) == 1:
+            raise OSError("cannot build")  # the second config's engine cannot be made
+        built.append(Recorder(c, clock))
+        return built[-1]
+
+    agent = Agent(cfg, clock=SystemClock(), engine_factory=factory, loader=load, settle=0.0)
+    agent.start()
+    try:
+        assert agent.wait_idle()
+        with open(path) as f:
+            text = f.read()
+        with open(path, "w") as f:
+            f.write(text.replace('name = "b.lan"', 'name = "c.lan"'))
+        assert "cannot apply" in agent.reload()
+        assert agent.config is cfg and [r.name for r in agent.config.records] == ["a.lan", "b.lan"]
+        with open(path, "w") as f:
+            f.write(text.replace(f'state_dir = "{tmp_path}/state"', f'state_dir = "{tmp_path}/other"'))
+        assert "restart" in agent.reload()
+        assert agent.config is cfg
+    finally:
+        agent.stop()
+
+
+def test_reload_keeps_unchanged_sources_and_replaces_changed_ones(tmp_path):
+    from edgeddns.agent import source_specs
+
+    base = _cfg(tmp_path, agent_extra="")
+    one = load(base)
+    with open(base, "a") as f:
+        f.write('\n[mqtt]\nhost = "127.0.0.1"\n')
+    two = load(base)
+    ids1 = [i for i, _ in source_specs(one)]
+    ids2 = [i for i, _ in source_specs(two)]
+    assert ids1 == [i for i, _ in source_specs(load(_cfg(tmp_path)))]  # same config, same sources
+    assert [i for i in ids2 if i[0] == "mqtt"] and not [i for i in ids1 if i[0] == "mqtt"]
+    assert set(ids1) <= set(ids2)  # the control socket is kept
