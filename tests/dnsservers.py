@@ -15,7 +15,7 @@ import struct
 import subprocess
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import pytest
 
@@ -81,8 +81,8 @@ def query(port: int, name: str, rtype: int, timeout: float = 1.0) -> dnsmsg.Mess
     return dnsmsg.parse(buf[2:])
 
 
-def serial(port: int) -> int:
-    msg = query(port, ZONE, dnsmsg.TYPE_SOA)
+def serial(port: int, zone: str = ZONE) -> int:
+    msg = query(port, zone, dnsmsg.TYPE_SOA)
     soa = next(r for r in msg.answer if r.rtype == dnsmsg.TYPE_SOA)
     _, off = dnsmsg.read_name(msg.raw, soa.rdata_offset)
     _, off = dnsmsg.read_name(msg.raw, off)
@@ -149,11 +149,15 @@ def _exe(name: str) -> str:
     return exe
 
 
-def start_bind(d: str) -> DnsServer:
+def start_bind(d: str, extra_zones: Tuple[str, ...] = ()) -> DnsServer:
     exe = _exe("named")
     port = free_port()
     with open(os.path.join(d, f"{ZONE}.zone"), "w") as f:
         f.write(zone_text())
+    for z in extra_zones:  # bare zones: SOA and NS only
+        with open(os.path.join(d, f"{z}.zone"), "w") as f:
+            f.write(f"$ORIGIN {z}.\n$TTL 300\n@ SOA ns1 hostmaster 1 3600 600 86400 300\n@ NS ns1\n"
+                    "ns1 A 127.0.0.1\n")
     v6 = has_ipv6_loopback(port)
     keys = "".join(f'key "{n}" {{ algorithm {a}; secret "{s}"; }};\n' for n, (a, s) in KEYS.items())
     grants = " ".join(f"grant {n} zonesub ANY;" for n in WIDE) + f" grant narrow-key name allowed.{ZONE} A AAAA;"
@@ -173,7 +177,8 @@ def start_bind(d: str) -> DnsServer:
 controls {{ }};
 {keys}
 zone "{ZONE}" {{ type primary; file "{ZONE}.zone"; update-policy {{ {grants} }}; }};
-""")
+""" + "".join(f'zone "{z}" {{ type primary; file "{z}.zone"; update-policy {{ {grants} }}; }};\n'
+              for z in extra_zones))
     # Debian's AppArmor profile for /usr/sbin/named only lets it read /etc/bind and friends, so on a
     # host that enforces AppArmor it could not read this temp dir. Profiles attach by path: a copy of
     # the binary in the temp dir runs unconfined, as a test's own daemon should.

@@ -170,3 +170,8 @@ from tests.fakes.matrix_http import STARTERS as _HTTP  # noqa: E402  (issue 15's
 
 for _name, _start in _HTTP.items():
     ENTRIES.setdefault(_name, Entry(_start))
+
+from tests.fakes.matrix_servers import STARTERS as _SERVERS  # noqa: E402  (real BIND and PowerDNS)
+
+for _name, _start in _SERVERS.items():
+    ENTRIES.setdefault(_name, Entry(_start))
