@@ -262,7 +262,7 @@ class Link:
         result, mid = client.subscribe([(t, self._sub_options()) for t in subs])
         if mid is not None:
             self._sub_mids[mid] = subs
-        self.out.connected_now(self.state)
+        self.out.connected_now(self.state, bool(getattr(flags, "session_present", False)))
 
     def _sub_options(self) -> Any:
         if self._protocol != 5:

@@ -68,12 +68,16 @@ class Outbox:
         self._cleaned = False  # entities of a larger discovery mode removed once per start
 
     # ---- the connection's side --------------------------------------------------
-    def connected_now(self, state: Callable[[], Dict[str, Any]]) -> None:
-        """On CONNACK: availability, discovery, the state, then what waited (in that order)."""
+    def connected_now(self, state: Callable[[], Dict[str, Any]], session_present: bool = False) -> None:
+        """On CONNACK: availability, discovery, the state, then what waited (in that order).
+
+        A broker that still had our session kept what was retained too: the discovery configs
+        are not sent again (after a broker restart a whole fleet would otherwise resend them).
+        """
         with self.lock:
             self.connected = True
             self.send(self.topics["availability"], b"online", 1, True)
-            self.publish_discovery(force=True)
+            self.publish_discovery(force=not session_present)
             if self.last_state is None:
                 self.last_state = state()
             if self.last_state is not None:
