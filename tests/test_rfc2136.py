@@ -337,6 +337,12 @@ def test_server_forms():
     assert split_server("2001:db8::53") == ("2001:db8::53", 53)
 
 
+def read_message(s):
+    from tests.fakes.matrix_servers import read_message as read
+
+    return read(s)
+
+
 class TcpOnly:
     """A TCP/53 relay to the real server on a port where nothing answers UDP (a firewall passing TCP only)."""
 
@@ -362,9 +368,9 @@ class TcpOnly:
             with conn, socket.create_connection(("127.0.0.1", self.port), timeout=2) as up:
                 conn.settimeout(2)
                 try:
-                    up.sendall(conn.recv(65535))
-                    conn.sendall(up.recv(65535))
-                except OSError:
+                    up.sendall(read_message(conn))
+                    conn.sendall(read_message(up))
+                except (OSError, struct.error):
                     pass
 
     def close(self):

@@ -25,6 +25,22 @@ from tests.pdnsserver import API_KEY, start_pdns
 ZONES = ["example.com", "example.net"]
 
 
+def read_exactly(s: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            raise OSError("closed early")
+        buf += chunk
+    return buf
+
+
+def read_message(s: socket.socket) -> bytes:
+    """One length-prefixed DNS message over TCP, prefix included."""
+    head = read_exactly(s, 2)
+    return head + read_exactly(s, struct.unpack("!H", head)[0])
+
+
 class DnsRelay:
     """Forwards UDP datagrams and TCP connections to 127.0.0.1:port and counts them."""
 
@@ -69,14 +85,8 @@ class DnsRelay:
             with conn, socket.create_connection(self.target, timeout=3) as up:
                 conn.settimeout(3)
                 try:
-                    size = conn.recv(2)
-                    data = conn.recv(struct.unpack("!H", size)[0])
-                    up.sendall(size + data)
-                    head = up.recv(2)
-                    body = b""
-                    while len(body) < struct.unpack("!H", head)[0]:
-                        body += up.recv(65535)
-                    conn.sendall(head + body)
+                    up.sendall(read_message(conn))
+                    conn.sendall(read_message(up))
                 except (OSError, struct.error):
                     pass
 
