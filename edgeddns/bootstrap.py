@@ -57,13 +57,23 @@ def load_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
-def setup_logging(args: argparse.Namespace, cfg: Config):
-    from edgeddns import log
-
+def setup_logging(args: argparse.Namespace, cfg: Config, *, lazy: bool = False):
+    """Configure the ``edgeddns`` logger; ``lazy``: only once a line is due (see edgeddns.lazylog)."""
     verbose, quiet = getattr(args, "verbose", 0), getattr(args, "quiet", 0)
     level = "debug" if verbose > quiet else "warning" if quiet > verbose else cfg.agent.log_level
     target = "syslog" if getattr(args, "syslog", False) else getattr(cfg.agent, "log_target", "auto")
-    return log.setup(level, cfg.redactor, target=target)
+
+    def setup():
+        from edgeddns import log
+
+        return log.setup(level, cfg.redactor, target=target)
+
+    if not lazy or level == "debug":  # -v is for a person watching: no saving worth the care
+        return setup()
+    from edgeddns.lazylog import LazyLogger, defer_setup
+
+    defer_setup(level, setup)
+    return LazyLogger()
 
 
 def private_state_dir(state_dir: str, *, client: bool = False) -> None:

@@ -25,7 +25,10 @@ def _connect(host: str, port: int, family: int, deadline: Deadline) -> socket.so
     af = socket.AF_INET if family == 4 else socket.AF_INET6
     err: Optional[OSError] = None
     try:
-        infos = socket.getaddrinfo(host, port, af, socket.SOCK_STREAM)
+        # An ASCII name goes as bytes: a str is run through the IDNA codec, whose import (stringprep,
+        # unicodedata) costs the one-shot more than the lookup. Other names still get IDNA.
+        name = host.encode("ascii") if host.isascii() else host
+        infos = socket.getaddrinfo(name, port, af, socket.SOCK_STREAM)
     except socket.gaierror as e:
         raise OSError(f"cannot resolve {host} over IPv{family}: {e.strerror}") from None
     for fam, stype, proto, _, addr in infos:

@@ -9,7 +9,6 @@ gets one resync-and-retry through the clock.
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
@@ -23,9 +22,10 @@ from edgeddns.errors import (
     NotPublicError,
     ProviderError,
 )
+from edgeddns.lazylog import LazyLogger
 from edgeddns.result import FAILED, SKIPPED, UNCHANGED, UPDATED, Result
 
-log = logging.getLogger("edgeddns")
+log = LazyLogger("edgeddns")  # logging is imported only when a line is due
 if TYPE_CHECKING:
     import random
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import email.utils
 import json as _json
-import logging
 import threading
 import time
 import zlib
@@ -21,12 +20,13 @@ from urllib.parse import urlsplit
 from edgeddns import USER_AGENT
 from edgeddns.deadline import Deadline
 from edgeddns.errors import NetworkError, ProviderError, TlsError
+from edgeddns.lazylog import LazyLogger
 
 if TYPE_CHECKING:
     from edgeddns.clock import Clock
 
 MAX_BODY = 1 << 20
-log = logging.getLogger("edgeddns")
+log = LazyLogger("edgeddns")  # a one-shot sets logging up only when a line is due
 
 
 @dataclass
@@ -184,7 +184,7 @@ class HttpClient:
 
 def _trace(method: str, host: str, path: str, outcome: str, elapsed: float) -> None:
     """One debug line per HTTP call. No query string (DuckDNS puts its token there), no headers."""
-    if log.isEnabledFor(logging.DEBUG):
+    if log.isEnabledFor(10):  # DEBUG
         from edgeddns.trace import ATTEMPT
 
         log.debug("http %s %s%s -> %s in %.0f ms (attempt %d)", method, host, path, outcome, elapsed * 1000,

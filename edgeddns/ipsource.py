@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import logging
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
@@ -23,13 +22,14 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 from edgeddns.errors import AddressError, InterfaceDownError
 from edgeddns.ipselect import DEFAULT_POLICY, Candidate, explain, parse_match, rank
 from edgeddns.ipsuffix import DEFAULT_PREFIX_LEN, combine, parse_suffix, prefix_text
+from edgeddns.lazylog import LazyLogger
 
 if TYPE_CHECKING:
     from edgeddns.clock import Clock
     from edgeddns.config import Config, RecordConfig
     from edgeddns.netlink import IfAddr
 
-log = logging.getLogger("edgeddns")
+log = LazyLogger("edgeddns")  # logging is imported only when a line is due
 
 CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _V4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")

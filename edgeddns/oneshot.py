@@ -10,7 +10,6 @@ always runs here.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from typing import TYPE_CHECKING, Any, Dict, Optional
@@ -19,6 +18,8 @@ from edgeddns.bootstrap import EXIT_FAILED, EXIT_USAGE, load_config, private_sta
 from edgeddns.result import FAILED, format_line
 
 if TYPE_CHECKING:
+    import argparse
+
     from edgeddns.redact import Redactor
 
 HANDOFF_TIMEOUT = 660.0  # seconds: the agent answers after the run (provider timeouts, retries)
@@ -27,7 +28,7 @@ HANDOFF_TIMEOUT = 660.0  # seconds: the agent answers after the run (provider ti
 def cmd_update(args: argparse.Namespace) -> int:
     cfg = load_config(args)
     private_state_dir(cfg.agent.state_dir)
-    log = setup_logging(args, cfg)
+    log = setup_logging(args, cfg, lazy=True)  # a run that finds nothing changed usually logs nothing
     names = args.record
     if names:
         unknown = [n for n in names if not cfg.record(n)]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 from typing import Any, Iterable, List, Tuple
-from urllib.parse import quote, quote_plus
 
 MASK = "***"
 MIN_LENGTH = 4  # shorter "secrets" would mask ordinary words everywhere
@@ -28,6 +27,8 @@ def _repr_body(text: str, quote_char: str) -> str:
 
 
 def _forms(secret: str) -> List[str]:
+    from urllib.parse import quote, quote_plus  # here: a config without secrets never needs it
+
     forms = {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
              _repr_body(secret, "'"), _repr_body(secret, '"'), ascii(secret)[1:-1],
              quote(secret, safe=""), quote(secret), quote_plus(secret)}

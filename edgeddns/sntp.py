@@ -10,7 +10,6 @@ them as its origin timestamp, which stops stale duplicates and off-path spoofing
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import struct
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from edgeddns.clock import boottime
+from edgeddns.lazylog import LazyLogger
 
 NTP_PORT = 123
 PACKET = struct.Struct("!BBbbIII8s8sQQ")  # 48 bytes
@@ -255,8 +255,8 @@ class SntpClient:
 
 def _trace(o: Outcome, elapsed: float, now_mono: float) -> None:
     """One debug line per NTP query."""
-    log = logging.getLogger("edgeddns")
-    if not log.isEnabledFor(logging.DEBUG):
+    log = LazyLogger("edgeddns")  # a one-shot sets logging up only when a line is due
+    if not log.isEnabledFor(10):  # DEBUG
         return
     if o.sample is not None:
         import time

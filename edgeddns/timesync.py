@@ -21,19 +21,19 @@ Who may move which time (each rule is a trust boundary, see docs/clock.md):
 
 from __future__ import annotations
 
-import threading
+import _thread  # threading.RLock is this one; threading itself is not needed on a one-shot
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional
 
 from edgeddns.clock import Clock, ClockInfo, boottime, release_floor
 from edgeddns.errors import ClockUnsyncedError
-from edgeddns.sntp import Measurement, SntpClient
 from edgeddns.syncprobe import Evidence, SyncProbe, read_boot_id
 from edgeddns.timestore import FLOOR_SLACK, FLOOR_STEP, BootAnchor, ClockStore
 
 if TYPE_CHECKING:
     from edgeddns.config import ClockConfig
+    from edgeddns.sntp import Measurement, SntpClient
 
 #: a Date further than this from our time is worth a note (providers allow minutes)
 DATE_TOLERANCE = 60.0
@@ -80,7 +80,7 @@ class CorrectedClock(Clock):
                  release: Optional[float] = None, store: Optional[ClockStore] = None):
         self.config = config
         self.mode = config.mode
-        self.sntp = sntp or SntpClient(timeout=config.timeout, monotonic=boottime)
+        self._sntp = sntp  # made when first needed: a run with sync evidence never imports the NTP code
         self.sync_probe = probe or SyncProbe(state_dir)
         self.wall = wall
         self.boottime = boottime
@@ -98,7 +98,19 @@ class CorrectedClock(Clock):
         self.notes: List[str] = []  # why the source changed, newest last (bounded)
         self._ntp_failed_at: Optional[float] = None
         self._boot_id: Optional[str] = None
-        self._lock = threading.RLock()
+        self._lock = _thread.RLock()
+
+    @property
+    def sntp(self) -> SntpClient:
+        if self._sntp is None:
+            from edgeddns.sntp import SntpClient
+
+            self._sntp = SntpClient(timeout=self.config.timeout, monotonic=self.boottime)
+        return self._sntp
+
+    @sntp.setter
+    def sntp(self, client: SntpClient) -> None:
+        self._sntp = client
 
     # -- reading the time
 

@@ -25,17 +25,38 @@ HEAVY = ("ssl", "_ssl", "email", "hashlib", "_hashlib", "hmac", "secrets", "requ
          "asyncio", "concurrent", "zipfile", "tarfile", "decimal", "statistics")
 
 
+# Standard modules a cheap path has no use for (each costs about a ms or more on a router): the
+# command-line parser, logging (with traceback and threading), socket.py, the IDNA codec.
+NOT_ON_CHEAP_PATHS = ("argparse", "gettext", "locale", "shutil", "logging", "traceback", "textwrap",
+                      "encodings.idna", "stringprep", "unicodedata")
+# ... and what the hosts no-change path in particular never needs (no network at all).
+NOT_ON_HOSTS_PATH = NOT_ON_CHEAP_PATHS + ("socket", "selectors", "threading", "urllib", "urllib.parse")
+
+
 def heavy(mods):
     return sorted(m for m in mods if m in HEAVY or m.split(".")[0] in HEAVY)
 
 
+def unwanted(mods, names):
+    return sorted(m for m in mods if m in names)
+
+
+def bare_env():
+    """Run with -S and the site-packages on PYTHONPATH: no .pth file (editable installs, hooks) can
+    import modules before the path under test does and so hide them from it. The child imports os
+    itself, as site would."""
+    import site
+
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, *site.getsitepackages()]))
+
+
 def loaded_by(argv, cwd=ROOT):
     """Run the CLI in a fresh interpreter and return (exit status, modules loaded beyond a bare start)."""
-    code = ("import sys, json\nbare = set(sys.modules)\nfrom edgeddns.cli import main\nrc = main(%r)\n"
-            "sys.stdout.flush()\nprint('\\nMODULES ' + json.dumps(sorted(set(sys.modules) - bare)))\n"
+    code = ("import sys, os\nbare = set(sys.modules)\nfrom edgeddns.cli import main\nrc = main(%r)\n"
+            "import json\nsys.stdout.flush()\nprint('\\nMODULES ' + json.dumps(sorted(set(sys.modules) - bare)))\n"
             "raise SystemExit(rc)" % (argv,))
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=cwd, timeout=60)
+    p = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, env=bare_env(), cwd=cwd,
+                       timeout=60)
     line = [x for x in p.stdout.splitlines() if x.startswith("MODULES ")]
     assert line, p.stdout + p.stderr
     return p, json.loads(line[-1][len("MODULES "):])
@@ -60,6 +81,7 @@ def test_no_change_update_with_hosts_imports_nothing_heavy(tmp_path):
     p, mods = loaded_by(["update", "-c", cfg])
     assert p.returncode == 0 and "unchanged" in p.stdout, p.stdout + p.stderr
     assert heavy(mods) == [], heavy(mods)
+    assert unwanted(mods, NOT_ON_HOSTS_PATH) == [], unwanted(mods, NOT_ON_HOSTS_PATH)
 
 
 @pytest.fixture
@@ -118,6 +140,7 @@ def test_no_change_update_with_dyndns2_and_url_source_imports_nothing_heavy(tmp_
     assert p.returncode == 0, p.stdout + p.stderr
     assert json.loads(p.stdout.splitlines()[0])["status"] == "unchanged", p.stdout
     assert heavy(mods) == [], heavy(mods)
+    assert unwanted(mods, NOT_ON_CHEAP_PATHS) == [], unwanted(mods, NOT_ON_CHEAP_PATHS)
 
 
 def test_every_provider_module_imports_light():
@@ -139,7 +162,7 @@ def test_every_provider_module_imports_light():
 # re it needs; pip's console-script wrapper imports re anyway) and the C socket module. No argparse
 # (edgeddns.argv reads the plain spellings), no typing, no socket.py, no config, no logging.
 TRIGGER_MODULES = {"edgeddns", "edgeddns.argv", "edgeddns.cli", "edgeddns.bootstrap", "edgeddns.control",
-                   "edgeddns.fileio", "edgeddns.statedir", "_socket"}
+                   "edgeddns.fileio", "edgeddns.statedir", "_socket", "__future__"}
 
 
 def _listener(path, answer):
@@ -187,14 +210,14 @@ def test_trigger_imports_only_its_own_few_modules(tmp_path):
         name = "home.example.com"
         provider = "lan"
     """)
-    code = ("import sys\nbare = set(sys.modules)\nfrom edgeddns.cli import main\nrc = main(sys.argv[1:])\n"
+    code = ("import sys, os\nbare = set(sys.modules)\nfrom edgeddns.cli import main\nrc = main(sys.argv[1:])\n"
             "sys.stdout.flush()\nprint('\\nMODULES ' + ' '.join(sorted(set(sys.modules) - bare)))\n"
             "raise SystemExit(rc)")
     argv = ["trigger", "-c", cfg, "--iface", "wan", "--action", "ifup", "--device", "eth1", "--timeout=2"]
 
     def run():
-        p = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
-                           env=dict(os.environ, PYTHONPATH=ROOT), timeout=60)
+        p = subprocess.run([sys.executable, "-S", "-c", code, *argv], capture_output=True, text=True,
+                           env=bare_env(), timeout=60)
         mods = set(p.stdout.rsplit("MODULES ", 1)[-1].split())
         stdlib_for_json = {m for m in mods if m.split(".")[0] in ("json", "_json", "re", "_sre", "sre_compile",
                                                                   "sre_parse", "sre_constants", "enum",

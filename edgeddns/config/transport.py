@@ -12,7 +12,6 @@ from __future__ import annotations
 import ipaddress
 import re
 from typing import Any, Dict, List, Optional, Tuple
-from urllib.parse import urlsplit
 
 from edgeddns.options import Opt, Secret
 
@@ -47,6 +46,8 @@ def is_loopback(host: str) -> bool:
 
 def _credentials(options: Dict[str, Any], schema: Dict[str, Opt], url: str) -> List[str]:
     """Names of what a request to ``url`` would carry as credentials."""
+    from urllib.parse import urlsplit  # here: a config without http:// URLs (hosts) never needs it
+
     found = [name for name, opt in schema.items() if opt.kind is Secret and options.get(name) is not None]
     parts = urlsplit(url)
     if parts.username or parts.password:
@@ -67,6 +68,8 @@ def cleartext_problem(endpoint: Optional[str], options: Dict[str, Any], schema: 
     for key, url in urls:
         if not isinstance(url, str) or not url.lower().startswith("http://"):
             continue
+        from urllib.parse import urlsplit
+
         host = urlsplit(url).hostname or ""
         if is_loopback(host):
             continue
