@@ -50,14 +50,14 @@ def fetch(url: str, family: int, *, timeout: float = 5.0, clock: Optional[Clock]
     """The answer's text; ``timeout`` bounds the whole fetch, connect to last byte."""
     with Deadline(timeout) as deadline:
         try:
-            return _fetch(url, family, timeout, clock, deadline)
+            return _fetch(url, family, clock, deadline)
         except OSError:
             if deadline.expired:
                 raise OSError(f"timed out after {timeout:g} s") from None
             raise
 
 
-def _fetch(url: str, family: int, timeout: float, clock: Optional[Clock], deadline: Deadline) -> str:
+def _fetch(url: str, family: int, clock: Optional[Clock], deadline: Deadline) -> str:
     parts = urlsplit(url)
     host = parts.hostname or ""
     tls = parts.scheme == "https"
