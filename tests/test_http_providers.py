@@ -282,3 +282,20 @@ def test_hetznercloud_rrset_actions_and_errors(serve, ca_file):
     fake.throttle = 1
     with pytest.raises(RateLimitedError):
         p.ensure(rec(), "9.9.9.9")
+
+
+def test_namecheap_needs_no_xml_package():
+    """OpenWrt ships xml.etree separately (python3-xml): reading Namecheap's answer must not need it."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = ("import sys\nfrom edgeddns.providers.namecheap import parse_answer\n"
+            "parse_answer('<interface-response><ErrCount>0</ErrCount><IP>1.2.3.4</IP></interface-response>')\n"
+            "print('xml.etree' in sys.modules, 'xml.parsers.expat' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         env={"PYTHONPATH": ROOT, "PATH": "/usr/bin:/bin"}, timeout=30)
+    assert out.stdout.split() == ["False", "False"], out.stderr
+    with pytest.raises(ProviderError, match="not the expected XML"):
+        parse_answer("<html><body>502 Bad Gateway</body></html>")

@@ -29,26 +29,35 @@ def _domain_ok(v: str) -> Optional[str]:
     return None if re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", v) else "must be the domain name, e.g. example.com"
 
 
+_ENTITIES = {"&lt;": "<", "&gt;": ">", "&quot;": '"', "&apos;": "'", "&amp;": "&"}
+
+
+def _text(fragment: str) -> str:
+    fragment = re.sub(r"<!\[CDATA\[(.*?)\]\]>", r"\1", fragment, flags=re.S)
+    return re.sub(r"&(lt|gt|quot|apos|amp);", lambda m: _ENTITIES[m.group(0)], fragment).strip()
+
+
 def parse_answer(body: str) -> Tuple[int, List[str], Optional[str]]:
-    """(ErrCount, error texts, IP) from the XML answer.
+    """(ErrCount, error texts, IP) from the ``interface-response`` XML.
 
-    The service declares ``encoding="utf-16"`` while sending UTF-8, so the
-    declaration is dropped before parsing.
+    Read with patterns, not an XML parser: the answer is flat and small, and
+    OpenWrt ships ``xml.etree`` in a package of its own (python3-xml). The
+    service declares ``encoding="utf-16"`` while sending UTF-8; that is ignored.
     """
-    import xml.etree.ElementTree as ET
+    if "<interface-response" not in body:
+        raise ProviderError("Namecheap: the answer is not the expected XML")
 
-    text = re.sub(r"^\s*<\?xml[^>]*\?>", "", body)
+    def one(tag: str) -> Optional[str]:
+        m = re.search(rf"<{tag}>(.*?)</{tag}>", body, re.S)
+        return _text(m.group(1)) if m else None
+
     try:
-        root = ET.fromstring(text)
-    except ET.ParseError as e:
-        raise ProviderError(f"Namecheap: the answer is not XML ({e})") from None
-    try:
-        count = int((root.findtext("ErrCount") or "0").strip())
+        count = int(one("ErrCount") or "0")
     except ValueError:
         count = 1
-    errors = [(e.text or "").strip() for e in (root.find("errors") or [])]
-    ip = root.findtext("IP")
-    return count, errors, ip.strip() if ip else None
+    block = re.search(r"<errors>(.*?)</errors>", body, re.S)
+    errors = [_text(t) for t in re.findall(r"<Err\d+>(.*?)</Err\d+>", block.group(1), re.S)] if block else []
+    return count, errors, one("IP")
 
 
 def map_errors(errors: List[str]) -> ProviderError:
