@@ -293,3 +293,16 @@ def test_reconfigure_keeps_memory_and_drops_removed_records(tmp_path):
     s.configure(cfg)
     assert s.plan("a.lan/A/lan").retry_at == retry
     assert "c.lan/A/other" not in s.plans and got == [[]]  # the waiter is answered, not left hanging
+
+
+def test_a_suspend_fires_what_fell_due_once(tmp_path):
+    """The clock counts suspend (CLOCK_BOOTTIME): after a long sleep, due timers fire, once each."""
+    s, clock, _ = make(tmp_path, agent="poll_interval = 5\nverify_interval = 60")
+    s.submit(Event("startup", settle=False))
+    run(s, clock, {"a.lan": "network"})
+    clock.t += 8 * 3600  # slept through a retry, 96 polls and 8 verifications
+    jobs = s.take(clock.t)
+    assert sorted(j.name for j in jobs) == ["a.lan", "b.lan", "c.lan"]
+    assert all(j.verify for j in jobs)
+    s.complete(jobs, [res(j.name) for j in jobs])
+    assert s.take(clock.t) is None and s.next_deadline(clock.t) == pytest.approx(clock.t + 300)
