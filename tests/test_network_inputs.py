@@ -270,3 +270,37 @@ def test_url_source_body_is_capped(raw_server):
         pass
     assert text is None or len(text) <= echo.MAX_ANSWER
     assert srv.sent[0] < (1 << 20) + 4096 or text is None
+
+
+def test_a_trickled_tls_handshake_is_cut_at_the_deadline(ca_file):
+    """The server answers the ClientHello with a record header announcing 16 KiB, then one byte at a time."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(4)
+    sent: List[int] = [0]
+    stop = threading.Event()
+
+    def serve():
+        conn, _ = sock.accept()
+        try:
+            conn.recv(4096)  # the ClientHello
+            conn.sendall(b"\x16\x03\x03\x40\x00")
+            while not stop.wait(EVERY):
+                conn.sendall(b"\x02")
+                sent[0] += 1
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    http = HttpClient(clock=SystemClock(), ca_file=ca_file, timeout=BUDGET)
+    try:
+        with pytest.raises(NetworkError) as e:
+            http.request("GET", f"https://127.0.0.1:{sock.getsockname()[1]}/")
+    finally:
+        stop.set()
+        http.close()
+        sock.close()
+    assert "timed out" in e.value.message, e.value.message
+    assert sent[0] <= 4 * BUDGET / EVERY, sent
