@@ -390,3 +390,20 @@ def test_reload_keeps_unchanged_sources_and_replaces_changed_ones(tmp_path):
     assert ids1 == [i for i, _ in source_specs(load(_cfg(tmp_path)))]  # same config, same sources
     assert [i for i in ids2 if i[0] == "mqtt"] and not [i for i in ids1 if i[0] == "mqtt"]
     assert set(ids1) <= set(ids2)  # the control socket is kept
+
+
+def test_handed_over_update_keeps_the_exit_codes(tmp_path):
+    """A failing record exits 1 through the agent as it would in-process; an unknown record is still 2."""
+    cfg = write_config(tmp_path, CFG.format(d=tmp_path, ip="static:10.0.0.1", agent_extra="")
+                       + '[[records]]\nname = "bad.lan"\nprovider = "lan"\nip = ["cmd:false"]\n')
+    a = AgentProc(cfg)
+    try:
+        assert wait_for(lambda: "10.0.0.1 a.lan" in read(tmp_path / "hosts")), a.log
+        r = run_cli("update", "-c", cfg, "--record", "bad.lan")
+        assert r.returncode == 1 and "agent pid" in r.stderr and "failed" in r.stdout, (r.stdout, r.stderr)
+        r = run_cli("update", "-c", cfg, "--record", "a.lan", "--json")
+        assert r.returncode == 0 and '"record": "a.lan"' in r.stdout, (r.stdout, r.stderr)
+        r = run_cli("update", "-c", cfg, "--record", "nope.lan")
+        assert r.returncode == 2
+    finally:
+        assert a.stop() == 0
