@@ -15,8 +15,11 @@ a secret a reload adds is masked from then on. A leaf module.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, List, Tuple
+import re
+from typing import Any, Dict, Iterable, List, Tuple
 
+# Header names that carry credentials by convention.
+CREDENTIAL_HEADER = re.compile(r"auth|token|key|secret|pass|cookie|signature|session", re.IGNORECASE)
 MASK = "***"
 MIN_LENGTH = 4  # shorter "secrets" would mask ordinary words everywhere
 
@@ -65,6 +68,12 @@ class Redactor:
         if isinstance(obj, (list, tuple)):
             return [self.data(v) for v in obj]
         return obj
+
+
+def credential_header_values(headers: Dict[str, Any]) -> List[str]:
+    """The literal values of credential-named headers (``{secret}`` placeholders are secrets already)."""
+    return [v for k, v in headers.items()
+            if isinstance(v, str) and CREDENTIAL_HEADER.search(k) and v and "{" not in v]
 
 
 NONE = Redactor()

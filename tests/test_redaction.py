@@ -315,3 +315,37 @@ def test_webhook_request_carries_its_secret_only_where_configured(tmp_path, echo
     assert unquote(req.query["t"]) == HOOK or req.query["t"] == HOOK
     assert req.headers["x-token"].encode("latin-1").decode("latin-1") == HOOK
     assert "LEAKMARK1" not in req.query_string + json.dumps(req.headers)
+
+
+HEADER_TOKEN = 'LEAKMARK4-Bearer-t0k"en\\x'
+
+
+def test_an_inline_credential_header_is_a_secret_too(tmp_path, echo):
+    """``Authorization = "Bearer ..."`` written straight into a webhook's headers is a credential:
+    check-config masks it, and an error answer that echoes it is masked like any secret."""
+    url = echo.url
+    text = f"""
+[agent]
+node_id = "red"
+state_dir = "{tmp_path}/state"
+[clock]
+mode = "system"
+[ip]
+ipv4 = ["static:8.8.8.8"]
+[providers.hook]
+type = "webhook"
+url = "{url}/hook?ip={{ip}}"
+[providers.hook.headers]
+X-Token = {json.dumps(HEADER_TOKEN)}
+Accept = "application/json"
+[[records]]
+name = "hook.example.com"
+provider = "hook"
+"""
+    cfg = write_config(tmp_path, text)
+    c = run_cli("check-config", "-c", cfg)
+    assert c.returncode == 0 and "***" in c.stdout and "application/json" in c.stdout, c.stdout + c.stderr
+    u = run_cli("update", "-c", cfg, "--json", "--force")
+    assert "bad token" in u.stdout and "***" in u.stdout, u.stdout
+    for out in (c.stdout + c.stderr, u.stdout + u.stderr):
+        assert "LEAKMARK4" not in out, out

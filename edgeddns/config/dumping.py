@@ -26,4 +26,5 @@ def dump(cfg: Config) -> Dict[str, Any]:
                  "records": cfg.records})
     if cfg.mqtt:
         out["mqtt"] = clean(cfg.mqtt)
-    return out
+    # Secrets that are not Secret objects (a token written into a header) go through the one step too.
+    return cfg.redactor.data(out)

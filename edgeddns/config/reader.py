@@ -159,6 +159,7 @@ class Reader:
 
     def _header_ok(self, value: Any, opt: Opt, where: str) -> None:
         from edgeddns.config.transport import header_problem
+        from edgeddns.redact import credential_header_values
 
         if value is None or not opt.in_header():
             return
@@ -168,6 +169,12 @@ class Reader:
             problem = header_problem(v)
             if problem:
                 raise self.fail(at, problem)
+        if isinstance(value, dict):
+            # A token written straight into a header ("Authorization = 'Bearer ...'") is a secret too:
+            # every output channel masks it, and the config file's modes are checked as for inline ones.
+            for v in credential_header_values(value):
+                self.secrets.append(Secret(v, "inline"))
+                self.inline_secrets = True
 
     def existing_file(self, data: Dict[str, Any], key: str, name: str) -> Optional[str]:
         """A path option (``ca_file``) resolved against the config's directory; it must exist."""

@@ -10,13 +10,11 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 from typing import Any, Dict, List, Optional, Tuple
 
 from edgeddns.options import Opt, Secret
+from edgeddns.redact import CREDENTIAL_HEADER as _CREDENTIAL_HEADER
 
-# Header names that carry credentials by convention.
-_CREDENTIAL_HEADER = re.compile(r"auth|token|key|secret|pass|cookie|signature|session", re.IGNORECASE)
 _PLACEHOLDER_SECRET = "{secret}"
 
 

@@ -210,10 +210,11 @@ class WebhookProvider(Provider):
 
     def _redact(self, text: str) -> str:
         """The answer may echo the URL or headers: the secret goes before the text is quoted."""
-        from edgeddns.redact import Redactor
+        from edgeddns.redact import Redactor, credential_header_values
 
         secret = self.options.get("secret")
-        return Redactor([secret.reveal()]).text(text) if secret is not None else text
+        secrets = [secret.reveal()] if secret is not None else []
+        return Redactor(secrets + credential_header_values(self.options.get("headers") or {})).text(text)
 
     def _check(self, resp: HttpResponse) -> None:
         text = resp.text
