@@ -2,8 +2,8 @@
 kept in a directory no other user can touch.
 
 Shared by the state store, the control socket, the config loader (secret
-files) and the providers that write local files; a leaf module (only ``os``,
-``re``, ``stat``), so the hotplug path can use it at no cost.
+files) and the providers that write local files; a leaf module (``os``, ``re``,
+``stat``, ``errno``, ``time`` only), so the hotplug path can use it at no cost.
 """
 
 from __future__ import annotations
