@@ -1,14 +1,15 @@
-"""The plain spellings of the hot commands, read without argparse.
+"""The plain spellings of the everyday commands, read without argparse.
 
 ``edgeddns trigger`` (the hotplug fallback) and a cron ``edgeddns update``
 run on every WAN event or tick; building the whole argparse parser (with its
 subparsers, gettext and the help formatter's ``shutil``) costs them a few ms
-on a router. :func:`quick` reads only the unambiguous spellings of those two
-commands and answers None for anything else (help, abbreviations, bundled
-short flags, a value that looks like an option, errors), so argparse stays
-the one authority on what is accepted and on every message. A test checks
-that both give the same namespace whenever :func:`quick` answers.
-Standard library only, and nothing at import time.
+on a router, and the daemon (``run``) would keep it resident (about 1.5 MiB).
+:func:`quick` reads only the unambiguous spellings of ``trigger``, ``update``,
+``run`` and ``status`` and answers None for anything else (help,
+abbreviations, bundled short flags, a value that looks like an option,
+errors), so argparse stays the one authority on what is accepted and on
+every message. A test checks that both give the same namespace whenever
+:func:`quick` answers. Standard library only, and nothing at import time.
 """
 
 from __future__ import annotations
@@ -27,9 +28,12 @@ _HOT: Dict[str, Dict[str, Tuple[str, str]]] = {
                 "--fallback-update": ("fallback_update", "flag"), "--timeout": ("timeout", "float")},
     "update": {"--record": ("record", "append"), "--force": ("force", "flag"), "--dry-run": ("dry_run", "flag"),
                "--json": ("json", "flag"), "--standalone": ("standalone", "flag")},
+    "run": {},
+    "status": {"--json": ("json", "flag")},
 }
 _DEFAULTS = {"trigger": {"iface": None, "action": None, "device": None, "fallback_update": False, "timeout": 0.5},
-             "update": {"record": None, "force": False, "dry_run": False, "json": False, "standalone": False}}
+             "update": {"record": None, "force": False, "dry_run": False, "json": False, "standalone": False},
+             "run": {}, "status": {"json": False}}
 
 
 def quick(argv: List[str]) -> Optional[SimpleNamespace]:

@@ -130,9 +130,18 @@ class Engine:
     def run(self, req: UpdateRequest) -> List[Result]:
         detections: Dict[Any, Any] = {("netifd", name): status for name, status in req.interfaces.items()}
         results = []
-        for rec in self.select(req.records):
-            results.append(self._one(rec, req, detections))
+        try:
+            for rec in self.select(req.records):
+                results.append(self._one(rec, req, detections))
+        finally:
+            self.release_sessions()
         return results
+
+    def release_sessions(self) -> None:
+        """Close every provider's HTTP session: an idle daemon keeps no pool, socket or TLS context
+        between runs (minutes apart); the next run builds them again."""
+        for p in self._providers.values():
+            p.ctx.release_http()
 
     def _detect(self, rec: RecordConfig, req: UpdateRequest,
                 cache: Dict[Tuple[Tuple[str, ...], int, bool], Detection]) -> Detection:

@@ -27,7 +27,6 @@ import errno
 import json
 import logging
 import os
-import shutil
 import signal
 import threading
 import time
@@ -170,9 +169,15 @@ class UbusSource:
         self._thread: Optional[threading.Thread] = None
 
     @staticmethod
-    def wanted(config: "Config", which: Callable[[str], Optional[str]] = shutil.which) -> bool:
+    def wanted(config: "Config", which: Optional[Callable[[str], Optional[str]]] = None) -> bool:
         """Only on a box with ubus, for a config that reads netifd's interfaces."""
-        return bool(ubus_names(config)) and which(SUBSCRIBE[0]) is not None
+        if not ubus_names(config):
+            return False
+        if which is None:
+            import shutil  # here: with bz2 and lzma it stays resident in every daemon that never needs it
+
+            which = shutil.which
+        return which(SUBSCRIBE[0]) is not None
 
     # ---- lifecycle
     def start(self, agent: Any) -> None:

@@ -35,7 +35,8 @@ def argparse_view(argv):
 
 
 @settings(max_examples=600, deadline=None)
-@given(st.lists(st.sampled_from(TOKENS), max_size=8), st.sampled_from(["trigger", "update", "status", "-v"]))
+@given(st.lists(st.sampled_from(TOKENS), max_size=8),
+       st.sampled_from(["trigger", "update", "status", "run", "clock", "-v"]))
 def test_quick_reader_agrees_with_argparse_or_steps_aside(rest, first):
     argv = [first, *rest]
     q = quick(argv)
@@ -50,6 +51,8 @@ def test_quick_reader_agrees_with_argparse_or_steps_aside(rest, first):
     ["trigger", "--config=/e/c.toml", "--fallback-update", "--timeout", "2", "-v", "-v", "--syslog"],
     ["update", "-c", "/e/c.toml"],
     ["update", "--record", "a.example", "--record=b.example", "--force", "--dry-run", "--json", "--standalone", "-q"],
+    ["run", "-c", "/etc/edgeddns/config.toml", "--syslog"],
+    ["status", "--json"],
 ])
 def test_the_hotplug_and_cron_spellings_are_read_quickly(argv):
     q = quick(argv)
@@ -59,7 +62,8 @@ def test_the_hotplug_and_cron_spellings_are_read_quickly(argv):
 @pytest.mark.parametrize("argv", [
     [], ["-v", "trigger"], ["trigger", "-h"], ["update", "--help"], ["trigger", "--ifa", "wan"],
     ["trigger", "--timeout", "soon"], ["trigger", "--timeout", "-1"], ["update", "--force=1"], ["update", "x"],
-    ["trigger", "-c"], ["trigger", "-c", "--iface"], ["trigger", "-vv"], ["status"], ["update", "--"],
+    ["trigger", "-c"], ["trigger", "-c", "--iface"], ["trigger", "-vv"], ["clock"], ["update", "--"],
+    ["run", "--json"], ["status", "--iface", "wan"],
 ])
 def test_anything_else_is_left_to_argparse(argv):
     assert quick(argv) is None

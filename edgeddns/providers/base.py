@@ -52,6 +52,12 @@ class ProviderContext:
             self._http = self.http_factory(self.config)
         return self._http
 
+    def release_http(self) -> None:
+        """Close the session; the next request builds a new one (see Engine.release_sessions)."""
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
 
 class Provider:
     #: options of ``[providers.NAME]`` besides type/endpoint/ca_file/timeout

@@ -1,0 +1,62 @@
+"""An idle daemon keeps no HTTP session: each provider's is closed when a run ends.
+
+A session holds a connection pool, sockets and a TLS context with the CA
+store (about 2 MB with the first one). Runs are minutes apart, so the engine
+closes them after every run and the next run builds them again; several
+providers then reuse the same freed memory instead of each keeping its own.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from edgeddns.clock import SystemClock
+from edgeddns.config import load
+from edgeddns.engine import Engine, UpdateRequest, default_http_factory
+from edgeddns.state import StateStore
+from tests.conftest import provider_config, record_toml
+from tests.fakes.dyndns2 import FakeDyndns2
+from tests.fakes.server import FakeServer
+
+USER, PASSWORD = "user@example.org", "dyn-Pa55word"
+
+
+@pytest.fixture
+def dyn(server_context):
+    fake = FakeDyndns2({USER: PASSWORD}, ["home.example.com", "nas.example.net"])
+    srv = FakeServer(fake, ssl_context=server_context).start()
+    fake.url = srv.url + "nic/update"
+    yield fake
+    srv.stop()
+
+
+def test_sessions_are_closed_after_each_run_and_rebuilt_by_the_next(tmp_path, dyn, ca_file):
+    providers = "".join(f"""
+[providers.{n}]
+type = "dyndns2"
+username = "{USER}"
+password = "{PASSWORD}"
+endpoint = "{dyn.url}"
+ca_file = "{ca_file}"
+timeout = 3
+""" for n in ("a", "b"))
+    cfg = load(provider_config(tmp_path, providers, record_toml("a") + record_toml("b", "nas.example.net")))
+    clock = SystemClock()
+    built, closed = [], []
+    real = default_http_factory(clock)
+
+    def factory(pc):
+        h = real(pc)
+        built.append(h)
+        close = h.close
+        h.close = lambda: (closed.append(h), close())[1]
+        return h
+
+    engine = Engine(cfg, clock, StateStore.open(cfg.agent.state_dir), http_factory=factory)
+    for run in (1, 2):
+        results = engine.run(UpdateRequest(force=True))
+        assert [r.status for r in results] in (["updated", "updated"], ["unchanged", "unchanged"]), results
+        assert len(built) == 2 * run and closed == built, (run, built, closed)
+        assert all(p.ctx._http is None for p in engine._providers.values())
+    engine.close()
+    assert len(closed) == 4
