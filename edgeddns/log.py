@@ -90,7 +90,11 @@ class SyslogHandler(logging.Handler):
         try:
             pri = self.facility * 8 + SEVERITY.get(record.levelno, 6)
             text = self.format(record).replace("\n", " ")
-            data = f"<{pri}>{self.ident}[{os.getpid()}]: {text}".encode("utf-8", "replace")
+        except Exception:
+            self.handleError(record)
+            return
+        data = f"<{pri}>{self.ident}[{os.getpid()}]: {text}".encode("utf-8", "replace")
+        try:
             try:
                 assert self._sock is not None
                 self._sock.send(data)
@@ -98,8 +102,13 @@ class SyslogHandler(logging.Handler):
                 self.connect()  # logd was restarted: its socket is a new one
                 assert self._sock is not None
                 self._sock.send(data)
-        except Exception:
-            self.handleError(record)
+        except OSError:
+            # logd is away: the line goes to stderr (procd logs it once logd is back) rather than lost.
+            try:
+                sys.stderr.write(f"edgeddns: {record.levelname}: {text}\n")
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
 
     def close(self) -> None:
         if self._sock is not None:

@@ -89,3 +89,30 @@ def test_under_procd_means_parent_pid_1_and_it_is_procd(tmp_path):
     comm.write_text("systemd\n")
     assert not under_procd(ppid=1, comm=str(comm))
     assert not under_procd(ppid=1, comm=str(tmp_path / "missing"))
+
+
+def test_syslog_lines_survive_logd_going_away_and_coming_back(tmp_path, capsys):
+    import logging
+    import socket
+
+    from edgeddns.log import SyslogHandler
+
+    path = str(tmp_path / "log")
+    logd = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    logd.bind(path)
+    h = SyslogHandler(path)
+    h.setFormatter(logging.Formatter("%(message)s"))
+    rec = logging.LogRecord("edgeddns", logging.WARNING, __file__, 1, "first %s", ("line",), None)
+    h.emit(rec)
+    assert logd.recv(4096).startswith(b"<28>edgeddns[")
+    logd.close()
+    os.unlink(path)
+    h.emit(logging.LogRecord("edgeddns", logging.ERROR, __file__, 1, "while logd is away", (), None))
+    err = capsys.readouterr().err
+    assert err == "edgeddns: ERROR: while logd is away\n"  # kept, and no "--- Logging error ---" traceback
+    logd = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    logd.bind(path)  # logd restarted: a new socket at the same path
+    h.emit(logging.LogRecord("edgeddns", logging.INFO, __file__, 1, "back", (), None))
+    assert logd.recv(4096).endswith(b"]: back")
+    logd.close()
+    h.close()

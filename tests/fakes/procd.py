@@ -71,6 +71,8 @@ class FakeProcd:
                 data = self._logd.recv(65536)
             except OSError:
                 return
+            if not data:  # shut down by stop()
+                return
             m = re.match(rb"<(\d+)>(.*)", data, re.S)
             if not m:
                 continue
@@ -114,6 +116,14 @@ class FakeProcd:
         for t in list(self._timers.values()):
             t.cancel()
         code = self._kill()
+        # Wake the logd thread and wait for it before closing: with threads left in recv() on
+        # closed sockets, a later test's log lines went missing now and then (its socket reuses
+        # the descriptor number).
+        try:
+            self._logd.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._logd_thread.join(5)
         self._logd.close()
         return code
 
