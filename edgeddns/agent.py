@@ -415,7 +415,9 @@ def source_specs(config: "Config") -> List[Tuple[Any, Callable[[], Source]]]:
     """
     specs: List[Tuple[Any, Callable[[], Source]]] = []
     if config.mqtt is not None:
-        ident = ("mqtt", repr(config.mqtt), config.agent.node_id, tuple(s.reveal() for s in config.secrets))
+        # Output is redacted with the live config's secrets, so only the connection's own settings count.
+        pw = config.mqtt.password.reveal() if config.mqtt.password is not None else None
+        ident = ("mqtt", repr(config.mqtt), config.agent.node_id, pw)
 
         def mqtt() -> Source:
             from edgeddns.mqtt import MqttBridge
