@@ -7,18 +7,16 @@ verification, keepalive). One worker thread asks it for due work, runs the
 engine, and hands results to the publishers (the log, MQTT). Commands from any
 transport go through one :class:`~edgeddns.handler.CommandHandler`.
 
-The main thread only waits for signals (``sigwait``). A reload builds
-everything the config feeds (clock, engine, sources, logging) before taking
-any of it, so a config is taken or refused as a whole.
+``edgeddns run`` (:mod:`edgeddns.daemon`) starts it; the sources a config
+asks for come from :mod:`edgeddns.sources`. A reload builds everything the
+config feeds (clock, engine, sources, logging) before taking any of it, so a
+config is taken or refused as a whole.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import random
-import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -184,6 +182,8 @@ class Agent:
         try:
             kept = dict(self.sources)
             sources: List[Tuple[Any, Source]] = []
+            from edgeddns.sources import source_specs
+
             for identity, make in source_specs(new):
                 sources.append((identity, kept[identity] if identity in kept else make()))
         except Exception:
@@ -406,101 +406,3 @@ def _default_engine(config: "Config", clock: "Clock") -> "Engine":
     if state.error:
         log.warning(state.error)
     return Engine(config, clock, state)
-
-
-def source_specs(config: "Config") -> List[Tuple[Any, Callable[[], Source]]]:
-    """Every optional source and publisher the config asks for: (identity, factory).
-
-    A reload keeps a running source whose identity is unchanged and replaces the others.
-    """
-    specs: List[Tuple[Any, Callable[[], Source]]] = []
-    if config.mqtt is not None:
-        # Output is redacted with the live config's secrets, so only the connection's own settings count.
-        pw = config.mqtt.password.reveal() if config.mqtt.password is not None else None
-        ident = ("mqtt", repr(config.mqtt), config.agent.node_id, pw)
-
-        def mqtt() -> Source:
-            from edgeddns.mqtt import MqttBridge
-
-            return MqttBridge(config)
-
-        specs.append((ident, mqtt))
-
-    def control() -> Source:
-        from edgeddns.control_server import ControlServer
-
-        return ControlServer(config)
-
-    specs.append((("control", config.agent.state_dir), control))
-    from edgeddns.ubus import UbusSource
-
-    if UbusSource.wanted(config):
-        specs.append((("ubus",), lambda: UbusSource(config)))
-    from edgeddns.netevents import NetlinkSource
-
-    if NetlinkSource.wanted(config):
-        specs.append((("netlink",), lambda: NetlinkSource(config)))
-    return specs
-
-
-def attach_sources(agent: Agent, config: "Config") -> None:
-    """Plug in every optional event source and publisher the config asks for."""
-    for identity, make in source_specs(config):
-        agent.add_source(make(), identity)
-
-
-def cmd_run(args) -> int:
-    from edgeddns.bootstrap import EXIT_FAILED, load_config, private_state_dir, setup_logging
-    from edgeddns.config import load
-    from edgeddns.statelock import StateLock
-
-    # A reload (SIGHUP) that comes while the config loads must not end the
-    # process (its default action): held, and read as a reload once running.
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
-    cfg = load_config(args)
-    private_state_dir(cfg.agent.state_dir)
-    lock = StateLock(cfg.agent.state_dir)
-    try:
-        # A one-shot update holds the lock only while it writes: wait for it, not for another agent.
-        held = lock.acquire("run")
-        if held is not None and held.role == "update":
-            held = lock.acquire("run", wait=120.0)
-    except OSError as e:
-        print(f"edgeddns: cannot lock the state dir {cfg.agent.state_dir}: {e.strerror or e}", file=sys.stderr)
-        return EXIT_FAILED
-    if held is not None:
-        who = f"pid {held.pid}" if held.pid else "unknown pid"
-        print(f"edgeddns: another edgeddns agent ({who}) is running with state dir {cfg.agent.state_dir}; "
-              f"not starting a second one", file=sys.stderr)
-        return EXIT_FAILED
-    setup_logging(args, cfg)
-    sigs = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
-    # Block the signals before any thread starts, so every thread inherits the
-    # mask and only sigwait() below receives them (children get a clean mask: edgeddns.spawn).
-    signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
-    agent = Agent(cfg, loader=load, on_config=lambda c: setup_logging(args, c),
-                  on_fatal=lambda: os.kill(os.getpid(), signal.SIGTERM))
-    attach_sources(agent, cfg)
-    agent.start()
-    log.info("edgeddns %s running as %s (pid %d), %d records", __version__, cfg.agent.node_id, os.getpid(),
-             len(cfg.records))
-    reloading = threading.Lock()
-
-    def reload() -> None:
-        with reloading:  # one at a time; a second SIGHUP reloads again after it
-            agent.reload()
-
-    try:
-        while True:
-            sig = signal.sigwait(sigs)
-            if sig == signal.SIGHUP:
-                # Off this thread: a reload that blocks reading a file must not keep SIGTERM waiting.
-                threading.Thread(target=reload, name="edgeddns-reload", daemon=True).start()
-                continue
-            if agent.fatal is None:
-                log.info("stopping on %s", signal.Signals(sig).name)
-            break
-    finally:
-        agent.stop()
-        lock.release()
-    return EXIT_FAILED if agent.fatal is not None else 0

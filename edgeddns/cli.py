@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 COMMANDS = {
     "update": "edgeddns.oneshot:cmd_update",
     "check-config": "edgeddns.cli:cmd_check_config",
-    "run": "edgeddns.agent:cmd_run",
+    "run": "edgeddns.daemon:cmd_run",
     "clock": "edgeddns.clockcmd:cmd_clock",
     "trigger": "edgeddns.control:cmd_trigger",
     "status": "edgeddns.control:cmd_status",

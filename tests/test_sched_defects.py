@@ -378,7 +378,7 @@ def test_reload_is_taken_or_refused_as_a_whole(tmp_path):
 
 
 def test_reload_keeps_unchanged_sources_and_replaces_changed_ones(tmp_path):
-    from edgeddns.agent import source_specs
+    from edgeddns.sources import source_specs
 
     base = _cfg(tmp_path, agent_extra="")
     one = load(base)
