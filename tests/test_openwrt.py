@@ -124,20 +124,28 @@ def test_hotplug_skips_when_the_agent_is_subscribed(tmp_path, box):
     bindir, logfile = box
     state = tmp_path / "state"
     state.mkdir()
-    (state / "ubus.pid").write_text(f"{os.getpid()}\n")
     calls = tmp_path / "calls"
     stub = tmp_path / "edgeddns-stub"
     stub.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
     stub.chmod(0o755)
-    r = hotplug({"ACTION": "ifup", "INTERFACE": "wan", "DEVICE": "eth1", "EDGEDDNS_BIN": str(stub),
-                 "EDGEDDNS_STATE_DIR": str(state)}, bindir)
-    time.sleep(0.5)  # a background job would have run by now
-    assert r.returncode == 0 and read(logfile) == "" and read(calls) == ""
-    # A pid that is gone (the agent was killed) does not count.
-    (state / "ubus.pid").write_text("999999999\n")
-    hotplug({"ACTION": "ifup", "INTERFACE": "wan", "DEVICE": "eth1", "EDGEDDNS_BIN": "edgeddns",
-             "EDGEDDNS_STATE_DIR": str(state)}, bindir)
-    assert wait_for(lambda: "ifup wan" in read(logfile))
+    env = {"ACTION": "ifup", "INTERFACE": "wan", "DEVICE": "eth1", "EDGEDDNS_BIN": str(stub),
+           "EDGEDDNS_STATE_DIR": str(state)}
+    # A stand-in agent: a live process whose command line names edgeddns.
+    agent = subprocess.Popen(["sh", "-c", "sleep 60", "edgeddns-agent"])
+    try:
+        (state / "ubus.pid").write_text(f"{agent.pid}\n")
+        r = hotplug(env, bindir)
+        time.sleep(0.5)  # a background job would have run by now
+        assert r.returncode == 0 and read(logfile) == "" and read(calls) == ""
+    finally:
+        agent.kill()
+        agent.wait()
+    # A pid that is gone (the agent was killed), or reused by another program, does not count.
+    for pid in ("999999999", str(os.getpid())):
+        (state / "ubus.pid").write_text(f"{pid}\n")
+        hotplug({**env, "EDGEDDNS_BIN": "edgeddns"}, bindir)
+        assert wait_for(lambda: read(logfile).count("ifup wan") >= 1), pid
+        logfile.write_text("")
 
 
 @needs_busybox
