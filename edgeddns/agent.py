@@ -289,9 +289,12 @@ class Agent:
         for r in results:
             key = f"{r.record}/{r.type}/{r.provider}"  # RecordConfig.key: one entry per name, type and provider
             published = r.ip if r.status not in (FAILED, "skipped") else self.records.get(key, {}).get("published_ip")
+            # The last error stays after a later success, so status can say what went wrong and when.
+            last_error = ({**r.error, "ts": iso(r.ts)} if r.error
+                          else self.records.get(key, {}).get("last_error"))
             self.records[key] = {
                 "record": r.record, "type": r.type, "provider": r.provider, "ip": r.ip, "status": r.status,
-                "error": r.error, "ts": iso(r.ts), "published_ip": published,
+                "error": r.error, "ts": iso(r.ts), "published_ip": published, "last_error": last_error,
             }
         self.updates += 1
         for p in self.all_publishers():

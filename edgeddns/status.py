@@ -78,9 +78,15 @@ def render(state: Dict[str, Any], pid: Any, now: Optional[float] = None) -> List
             last += f" at {_when(r['ts'], now)}"
         out.append(f"    last       {last}")
         out.append(f"    published  {r.get('published_ip') or 'nothing yet'}")
-        err = r.get("error") or r.get("last_error")
+        err = r.get("error")
         if isinstance(err, dict):
             out.append(f"    error      [{err.get('code')}] {err.get('message')}")
+        else:
+            last = r.get("last_error")
+            if isinstance(last, dict):
+                out.append(f"    last error [{last.get('code')}] {last.get('message')} at {_when(last.get('ts'), now)}")
+            else:
+                out.append("    last error none")
         nxt = r.get("next") or {}
         if isinstance(nxt, dict) and nxt:
             order = sorted(nxt.items(), key=lambda kv: parse_iso(kv[1]) or 0)

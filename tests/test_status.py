@@ -46,6 +46,9 @@ def test_render_names_every_field_a_user_asked_for():
              "ts": "2026-05-01T09:59:30.000Z", "published_ip": "198.51.100.3",
              "error": {"code": "network", "message": "alidns.aliyuncs.com: timed out after 10 s"},
              "next": {"retry": "2026-05-01T10:00:29.000Z", "poll": "2026-05-01T10:30:00.000Z"}},
+            {"record": "nas.example.com", "type": "A", "provider": "ali", "ip": "198.51.100.4", "status": "unchanged",
+             "ts": "2026-05-01T09:59:30.000Z", "published_ip": "198.51.100.4", "error": None,
+             "last_error": {"code": "rate_limited", "message": "slow down", "ts": "2026-05-01T08:00:00.000Z"}},
             {"record": "home.example.com", "type": "AAAA", "provider": "ali", "ip": None, "status": "skipped",
              "ts": "2026-05-01T09:59:30.000Z", "published_ip": None,
              "error": {"code": "interface_down", "message": "interface wan6 is down (netifd)"}},
@@ -61,6 +64,7 @@ def test_render_names_every_field_a_user_asked_for():
     assert "next       retry 2026-05-01T10:00:29.000Z (in 29 s); poll 2026-05-01T10:30:00.000Z (in 30 min)" in text
     assert "error      [interface_down] interface wan6 is down (netifd)" in text
     assert "next       on the next event (no timer)" in text
+    assert "last error [rate_limited] slow down at 2026-05-01T08:00:00.000Z (2 h 0 min ago)" in text
     assert "published  nothing yet" in text
     no_mqtt = "\n".join(render({**state, "mqtt": None}, 1, now=now))
     assert "mqtt     not configured" in no_mqtt
