@@ -31,7 +31,8 @@ INIT = os.path.join(OPENWRT, "files/etc/init.d/edgeddns")
 HOTPLUG_CONF = os.path.join(OPENWRT, "files/etc/edgeddns/hotplug.conf")
 RC_COMMON = os.path.join(ROOT, "tests/fakes/rc.common")
 ENTRYPOINT = os.path.join(ROOT, "docker/entrypoint.sh")
-SHELL_FILES = [HOTPLUG, INIT, HOTPLUG_CONF, RC_COMMON, ENTRYPOINT]
+SHELL_FILES = [HOTPLUG, INIT, HOTPLUG_CONF, RC_COMMON, ENTRYPOINT, os.path.join(ROOT, "tests/fakes/ubus"),
+               os.path.join(OPENWRT, "files/etc/hotplug.d/ntp/25-edgeddns")]
 
 needs_busybox = pytest.mark.skipif(not shutil.which("busybox"), reason="busybox is not installed")
 
