@@ -36,6 +36,11 @@ if TYPE_CHECKING:
     from edgeddns.config import MqttConfig
 
 QUIET = 0.5  # seconds without a new retained message: the broker has sent what it keeps
+# The largest message the controller takes (MQTT 5 Maximum Packet Size: the broker drops bigger ones
+# before they cost us memory). Any node may publish its own retained state, so one node must not be able
+# to make every `fleet status` read hundreds of MB; a state of 1000 records is well under 1 MiB.
+MAX_PACKET = 4 << 20
+MAX_RESULTS = 4096  # per node and run: a node flooding its own result topic costs a bounded list
 
 
 @dataclass
@@ -82,6 +87,9 @@ class Fleet:
 
     def feed(self, topic: str, payload: bytes, monotonic: Callable[[], float],
              corr: Optional[bytes] = None) -> None:
+        """One message from the broker. Everything in it is a node's word, checked here, where it enters:
+        a node speaks only for itself (its name comes from the ACL-confined topic, never from the body),
+        and no control character reaches the controller's terminal."""
         parts = topic.split("/")
         rest = topic[len(self.prefix) + 1:].split("/") if topic.startswith(self.prefix + "/") else parts
         with self.lock:
@@ -94,15 +102,23 @@ class Fleet:
                     self.node(rest[0]).state = obj
             elif len(rest) == 2 and rest[1] == "result":
                 obj = _json(payload)
-                if obj is not None and self.cid is not None and self._ours(obj):
-                    self.node(rest[0]).results.append(obj)
+                n = self.node(rest[0])
+                if (obj is not None and self.cid is not None and self._ours(obj)
+                        and len(n.results) < MAX_RESULTS):
+                    n.results.append(obj)
             else:  # an answer: on our response topic, or a node's own response/update topic
                 obj = _json(payload)
-                if obj is not None and obj.get("id") == self.cid and isinstance(obj.get("node"), str):
-                    n = self.node(obj["node"])
-                    mine = topic == self.response and corr is not None and corr == (self.cid or "").encode()
-                    if n.answer is None or mine:
-                        n.answer, n.via = obj, "response-topic" if mine else "node-topic"
+                mine = topic == self.response and corr is not None and corr == (self.cid or "").encode()
+                own = len(rest) == 3 and rest[1:] == ["response", "update"]
+                # On a node's own topic the ACL says who spoke, whatever the body claims. Every agent
+                # may write our response topic, so an answer there is believed only for a node we know
+                # of, and it is never the evidence that a node did its work (its own result topic is).
+                name = rest[0] if own else obj.get("node") if mine and obj is not None else None
+                if (obj is not None and obj.get("id") == self.cid and isinstance(name, str)
+                        and (own or name in self.nodes)):
+                    n = self.node(name)
+                    if n.answer is None or (own and n.via != "node-topic"):
+                        n.answer, n.via = obj, "node-topic" if own else "response-topic"
                         n.answered_at = self.last_message
                         n.starts_in = _seconds_between(obj.get("ts"), obj.get("at"))
             self.lock.notify_all()
@@ -123,9 +139,24 @@ def _seconds_between(ts: Any, at: Any) -> float:
 def _json(payload: bytes) -> Optional[Dict[str, Any]]:
     try:
         obj = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
-    return obj if isinstance(obj, dict) else None
+    return _printable(obj) if isinstance(obj, dict) else None
+
+
+_CONTROL = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029], "?")
+
+
+def _printable(obj: Any) -> Any:
+    """A node's JSON without control characters: a newline or an escape sequence in a record name
+    would forge a row of another node in the table, or drive the operator's terminal."""
+    if isinstance(obj, str):
+        return obj.translate(_CONTROL)
+    if isinstance(obj, dict):
+        return {_printable(k): _printable(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_printable(v) for v in obj]
+    return obj
 
 
 class Controller:
@@ -159,8 +190,13 @@ class Controller:
             msg.topic, bytes(msg.payload), self.monotonic,
             getattr(getattr(msg, "properties", None), "CorrelationData", None))
         self.client = c
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        props = Properties(PacketTypes.CONNECT)
+        props.MaximumPacketSize = MAX_PACKET
         try:
-            c.connect(self.m.host, self.m.port, self.m.keepalive)
+            c.connect(self.m.host, self.m.port, self.m.keepalive, properties=props)
         except OSError as e:
             raise FleetError(f"cannot reach the broker {self.m.host}:{self.m.port}: {e.strerror or e}") from None
         c.loop_start()
@@ -318,7 +354,10 @@ def _update(ctl: Controller, args: "argparse.Namespace") -> int:
                 break
             ctl.fleet.lock.wait(left)
         nodes = {k: v for k, v in ctl.fleet.nodes.items() if v.answer is not None or k in expected}
-        report = {"id": cid, "expected": sorted(expected), "silent": waiting,
+        # Only a node's own result topic (which the ACL confines to it) proves it did the work: an
+        # answer without results (a refusal, or a claim on the shared response topic) is no success.
+        unconfirmed = sorted(n for n in expected if n not in waiting and not ctl.fleet.node(n).results)
+        report = {"id": cid, "expected": sorted(expected), "silent": waiting, "unconfirmed": unconfirmed,
                   "nodes": {k: {"answer": v.answer, "via": v.via, "results": v.results}
                             for k, v in sorted(nodes.items())}}
     if args.json:
@@ -330,5 +369,7 @@ def _update(ctl: Controller, args: "argparse.Namespace") -> int:
             print(f"{name:<20} {ans.get('status', 'no answer'):<10} {res}")
         if waiting:
             print(f"no answer from {len(waiting)} of {len(expected)} online nodes: {', '.join(waiting)}")
+        if unconfirmed:
+            print(f"no results from {len(unconfirmed)} of {len(expected)} online nodes: {', '.join(unconfirmed)}")
     failed = any(r.get("status") == "failed" for v in report["nodes"].values() for r in v["results"])
-    return 1 if waiting or failed else 0
+    return 1 if waiting or failed or unconfirmed else 0
