@@ -347,8 +347,8 @@ def netifd_candidates(status: Dict[str, Any], arg: str, family: int, prefixes: b
             # Delegated prefixes carry the router's own address on LAN-side assignments.
             for entry in _entries(status, "ipv6-prefix-assignment"):
                 la = entry.get("local-address")
-                if isinstance(la, dict) and isinstance(la.get("address"), str):
-                    out.append(_from_netifd({**entry, **la}))
+                for local in _entries({"la": [la]}, "la"):
+                    out.append(_from_netifd({**entry, **local}))
         what = f"IPv{family} address"
     out = [c for c in out if family_of(c.address) == family]
     if not out:
@@ -357,7 +357,19 @@ def netifd_candidates(status: Dict[str, Any], arg: str, family: int, prefixes: b
 
 
 def _entries(status: Dict[str, Any], key: str) -> List[Dict[str, Any]]:
-    return [e for e in status.get(key) or [] if isinstance(e, dict) and isinstance(e.get("address"), str)]
+    """Entries whose address is a plain IP address, in canonical form: netifd's status (``ubus call``
+    or a notification) enters here, and ``ipaddress`` alone would let a scope id carrying a line break
+    ("2606:4700::1%x\n6.6.6.6 bank.example.com") through to results, state and logs."""
+    from edgeddns.address import canonical
+
+    out = []
+    for e in status.get(key) or []:
+        if isinstance(e, dict):
+            try:
+                out.append({**e, "address": canonical(e.get("address"))})
+            except ValueError:
+                log.debug("netifd: ignored an %s entry that is not a plain address", key)
+    return out
 
 
 def _lifetime(v: Any) -> Optional[int]:

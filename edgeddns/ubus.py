@@ -30,7 +30,7 @@ import os
 import signal
 import threading
 import time
-from typing import IO, TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Set
+from typing import IO, TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence, Set
 
 if TYPE_CHECKING:
     from edgeddns.config import Config
@@ -112,6 +112,21 @@ def _end(child: Child) -> Optional[int]:
         os.kill(child.pid, signal.SIGKILL)
         code = child.wait()
     return code
+
+
+def lines(stream: IO[str], limit: int = MAX_LINE) -> Iterator[str]:
+    """The child's lines, each read with a bound: a longer one is skipped a piece at a time, never held
+    whole (``for line in stream`` would hold an endless line until memory runs out)."""
+    while True:
+        line = stream.readline(limit + 1)
+        if not line:
+            return
+        if len(line) <= limit:
+            yield line
+            continue
+        while line and not line.endswith("\n"):
+            line = stream.readline(limit + 1)
+        log.debug("ubus: skipped a line longer than %d characters", limit)
 
 
 def ubus_names(config: "Config") -> Set[str]:
@@ -246,9 +261,7 @@ class UbusSource:
         if resubscribed:
             self._submit(None, None, None)
         try:
-            for line in child.stdout:
-                if len(line) > MAX_LINE:
-                    continue
+            for line in lines(child.stdout):
                 self.handle(line)
         except (OSError, ValueError):
             pass
@@ -274,7 +287,7 @@ class UbusSource:
 
         def read() -> None:
             try:
-                for line in watcher.stdout:
+                for line in lines(watcher.stdout):
                     try:
                         event = json.loads(line).get("ubus.object.add") or {}
                     except (ValueError, AttributeError):
