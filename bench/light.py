@@ -18,7 +18,10 @@ path once per round, so a burst of load on a shared machine hits them alike):
 - ``update`` with 10, 100 and 1,000 records, nothing changed;
 - idle daemons: hosts; hosts + MQTT; dyndns2 + MQTT (RSS after start-up);
 - with ``--peers`` (after ``bench/setup.sh``): inadyn ``--once``, ddclient and
-  NewFuture/DDNS one-shots in the same rounds.
+  NewFuture/DDNS one-shots in the same rounds;
+- with ``--baseline REF`` (a git commit): the no-change updates, ``trigger``
+  and the idle daemons also from a second clean venv holding REF, in the same
+  rounds, so a change is measured before/after under the same load.
 
 Wall time is the median over rounds; memory is the child's peak RSS from GNU
 time. Results go to ``bench/results/light.json`` and a Markdown section is
@@ -60,17 +63,28 @@ from incumbents import (  # noqa: E402
 from tests.mosquitto import Mosquitto  # noqa: E402
 
 VENV = os.path.join(BENCH, ".venv-light")
+VENV_BASE = os.path.join(BENCH, ".venv-light-base")
 
 
-def build_venv() -> str:
-    py = os.path.join(VENV, "bin", "python")
+def build_venv(venv: str = VENV, src: str = ROOT) -> str:
+    py = os.path.join(venv, "bin", "python")
     if not os.path.exists(py):
-        subprocess.run([sys.executable, "-m", "venv", VENV], check=True)
-        subprocess.run([py, "-m", "pip", "install", "-q", ROOT], check=True)
+        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+        subprocess.run([py, "-m", "pip", "install", "-q", src], check=True)
     # The package itself is replaced every run, so the venv holds the checkout as it is now.
-    subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", ROOT], check=True)
-    shutil.rmtree(os.path.join(ROOT, "build"), ignore_errors=True)
+    subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", src], check=True)
+    shutil.rmtree(os.path.join(src, "build"), ignore_errors=True)
     return py
+
+
+def build_baseline(ref: str) -> str:
+    """A second clean venv with the package as it was at git ``ref`` (exported, not checked out)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(["git", "-C", ROOT, "archive", ref], check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        return build_venv(VENV_BASE, tmp)
 
 
 class Light:
@@ -78,6 +92,8 @@ class Light:
         self.args = args
         self.py = py
         self.edge = os.path.join(os.path.dirname(py), "edgeddns")
+        base_py = os.environ.get("EDGEDDNS_LIGHT_BASE_PY")
+        self.base_edge = os.path.join(os.path.dirname(base_py), "edgeddns") if base_py else None
         args.edge_bin, args.ddns_bin = self.edge, os.path.join(BENCH, ".venv-peers", "bin", "ddns")
         self.b = Bench(args)  # the fakes: dyndns2 + checkip (plain and TLS), Alidns over TLS
         self.work = self.b.work
@@ -127,8 +143,8 @@ def env(**extra: str) -> Dict[str, str]:
     return e
 
 
-def start_agent(lt: Light, cfg: str) -> subprocess.Popen:
-    p = subprocess.Popen([lt.edge, "run", "-c", cfg], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+def start_agent(lt: Light, cfg: str, edge: str = "") -> subprocess.Popen:
+    p = subprocess.Popen([edge or lt.edge, "run", "-c", cfg], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          env=env())
     sock = os.path.join(os.path.dirname(cfg), os.path.basename(cfg)[:-5] + "-state", "control.sock")
     end = time.monotonic() + 15
@@ -173,6 +189,12 @@ def oneshots(lt: Light, rounds: int, peers: bool) -> Dict[str, dict]:
         "update, nothing changed, dyndns2 + url:": lambda: ([lt.edge, "update", "-c", dyn], env()),
         "trigger to a running agent": lambda: (
             [lt.edge, "trigger", "-c", agent_cfg, "--iface", "wan", "--action", "ifup"], env()),
+        # The same through the OpenWrt package's /usr/bin/edgeddns: pip's console-script wrapper
+        # imports re before edgeddns runs (distlib's template); the package's own wrapper does not.
+        "trigger, OpenWrt wrapper": lambda: (
+            [lt.py, os.path.join(ROOT, "openwrt", "files", "usr", "bin", "edgeddns"), "trigger", "-c", agent_cfg,
+             "--iface", "wan", "--action", "ifup"], env()),
+        "floor: import re (pip's wrapper does)": lambda: ([lt.py, "-c", "import re"], env()),
         "one-shot alidns update, sync evidence": lambda: (
             [lt.edge, "update", "-c", ali_sync, "--force"], env()),
         "one-shot alidns update, no evidence, NTP unreachable": lambda: (
@@ -180,6 +202,12 @@ def oneshots(lt: Light, rounds: int, peers: bool) -> Dict[str, dict]:
     }
     for n, cfg in scale.items():
         paths[f"update, nothing changed, {n} records"] = (lambda c=cfg: ([lt.edge, "update", "-c", c], env()))
+    if lt.base_edge:  # the same paths from the baseline install (own configs: own state dirs)
+        base, bhosts, bdyn = lt.base_edge, lt.hosts_conf("base-hosts"), lt.dyn_conf("base-dyn")
+        paths["baseline: update, nothing changed, hosts"] = lambda: ([base, "update", "-c", bhosts], env())
+        paths["baseline: update, nothing changed, dyndns2 + url:"] = lambda: ([base, "update", "-c", bdyn], env())
+        paths["baseline: trigger to a running agent"] = lambda: (
+            [base, "trigger", "-c", agent_cfg, "--iface", "wan", "--action", "ifup"], env())
     if peers:
         b = lt.b
         iconf = b.inadyn_conf("inadyn-once.conf", period=None)
@@ -218,16 +246,21 @@ def idle(lt: Light, seconds: float) -> Dict[str, dict]:
     confs = {"idle daemon, hosts": lt.hosts_conf("idle-hosts"),
              "idle daemon, hosts + MQTT": lt.hosts_conf("idle-hosts-mqtt", mqtt=True),
              "idle daemon, dyndns2 + MQTT": lt.dyn_conf("idle-dyn-mqtt", mqtt=True)}
+    runs = [(key, cfg, lt.edge) for key, cfg in confs.items()]
+    if lt.base_edge:
+        runs += [("baseline: " + key, lt.hosts_conf("base-" + name, mqtt="MQTT" in key) if "hosts" in key
+                  else lt.dyn_conf("base-" + name, mqtt=True), lt.base_edge)
+                 for key, name in zip(confs, ("idle-hosts", "idle-hosts-mqtt", "idle-dyn-mqtt"))]
     lt.b.dyn.set_wan(lt.addr())
     out = {}
-    for key, cfg in confs.items():  # one at a time: each alone on the machine
-        p = start_agent(lt, cfg)
+    for key, cfg, edge in runs:  # one at a time: each alone on the machine
+        p = start_agent(lt, cfg, edge)
         try:
             time.sleep(seconds)
             pids = tree_pids(p.pid)
             out[key] = {"rss_kb": sum(proc_status(x, "VmRSS") for x in pids),
                         "hwm_kb": max(proc_status(x, "VmHWM") for x in pids), "alive": p.poll() is None,
-                        "command": f"{lt.edge} run -c {os.path.basename(cfg)}"}
+                        "command": f"{edge} run -c {os.path.basename(cfg)}"}
         finally:
             stop_agent(p)
         print(f"{key}: {out[key]['rss_kb'] / 1024:.1f} MiB", flush=True)
@@ -239,7 +272,9 @@ def render(rep: dict) -> str:
     floor = one["floor: python -c pass"]
     ifloor = one["floor: import ssl, paho, requests"]
     lines = [f"Measured {rep['date']} on {rep['machine']}; {rep['rounds']} interleaved rounds, medians; "
-             f"regular install in a clean venv ({rep['python']}), loopback-only network namespace.",
+             f"regular install in a clean venv ({rep['python']}), loopback-only network namespace."
+             + (f" Rows marked baseline: the install of {rep['baseline']}, in the same rounds."
+                if rep.get("baseline") else ""),
              "", "| path | wall | × floor | peak RSS | over floor |", "|---|---:|---:|---:|---:|"]
     for key, v in one.items():
         lines.append(f"| {key} | {v['wall_ms']:.1f} ms | {v['wall_ms'] / floor['wall_ms']:.2f}× | "
@@ -268,6 +303,7 @@ def main() -> int:
     ap.add_argument("--peers", action="store_true", help="inadyn, ddclient and DDNS too (bench/setup.sh first)")
     ap.add_argument("--out", default=os.path.join(BENCH, "results", "light.json"))
     ap.add_argument("--render", metavar="JSON", help="print the Markdown for a results file and exit")
+    ap.add_argument("--baseline", metavar="REF", help="also measure this git commit's install (before/after)")
     args = ap.parse_args()
     if args.render:
         with open(args.render) as f:
@@ -276,6 +312,8 @@ def main() -> int:
     if os.environ.get("EDGEDDNS_BENCH_NETNS") != "1":
         py = build_venv()  # needs the package index: before the namespace cuts the network
         os.environ["EDGEDDNS_LIGHT_PY"] = py
+        if args.baseline:
+            os.environ["EDGEDDNS_LIGHT_BASE_PY"] = build_baseline(args.baseline)
     enter_netns()
     py = os.environ["EDGEDDNS_LIGHT_PY"]
     lt = Light(args, py)
@@ -283,6 +321,7 @@ def main() -> int:
         rep = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "rounds": args.rounds,
                "machine": f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}",
                "python": subprocess.run([py, "--version"], capture_output=True, text=True).stdout.strip(),
+               "baseline": args.baseline,
                "oneshot": oneshots(lt, args.rounds, args.peers), "idle": idle(lt, args.idle)}
     finally:
         lt.close()
