@@ -52,11 +52,16 @@ def load(path: str, environ: Optional[Dict[str, str]] = None) -> Config:
     if len(raw) > MAX_CONFIG:
         raise ConfigError(path, "", "larger than 1 MiB: not a config file")
     try:
-        data = _toml.loads(raw.decode("utf-8"))
+        # "utf-8-sig": a byte-order mark (some Windows editors write one) is not a TOML error.
+        data = _toml.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError:
         raise ConfigError(path, "", "not UTF-8 text") from None
     except _toml.TOMLDecodeError as e:
         raise ConfigError(path, "", f"invalid TOML: {e}") from None
+    if not data:
+        # An agent with nothing configured would idle forever: a truncated or wrong file, not a setup.
+        raise ConfigError(path, "", "no settings: the file is empty or only comments "
+                                    "(every key is in docs/config.md; the shipped config.toml is a start)")
     return build(rd, data, path)
 
 
@@ -129,7 +134,6 @@ def _providers(rd: Reader, data: Dict[str, Any]) -> Dict[str, ProviderConfig]:
 def _record_providers(rd: Reader, r: Dict[str, Any], key: str,
                       providers: Dict[str, ProviderConfig]) -> List[str]:
     """``provider = "x"`` or ``providers = ["x", "y"]``: one record per provider (issue 14 §3)."""
-    defined = ", ".join(providers) or "none"
     if "providers" in r:
         if "provider" in r:
             raise rd.fail(f"{key}.providers", 'give either provider or providers, not both')
@@ -143,7 +147,10 @@ def _record_providers(rd: Reader, r: Dict[str, Any], key: str,
     for pname in names:
         if pname not in providers:
             where = f"{key}.providers" if "providers" in r else f"{key}.provider"
-            raise rd.fail(where, f'unknown provider "{pname}" (defined: {defined})')
+            if not providers:
+                raise rd.fail(where, f'unknown provider "{pname}": no provider is defined '
+                                     f'(add a [providers.{pname}] table with its type)')
+            raise rd.fail(where, f'unknown provider "{pname}" (defined: {", ".join(providers)})')
     return names
 
 

@@ -17,14 +17,15 @@ def mqtt_section(rd: Reader, data: Dict[str, Any]) -> MqttConfig:
     m = rd.table(data.get("mqtt"), "mqtt")
     rd.only(m, "mqtt", _FIELDS)
     host = rd.get(m, "mqtt", "host", str, required=True)
+    if not host.strip():
+        raise rd.fail("mqtt.host", "is empty")
     tls = rd.get(m, "mqtt", "tls", bool, False)
     port = rd.get(m, "mqtt", "port", int, 8883 if tls else 1883)
     if not 0 < port < 65536:
         raise rd.fail("mqtt.port", "must be between 1 and 65535")
     ca_file = rd.existing_file(m, "mqtt", "ca_file")
-    prefix = rd.get(m, "mqtt", "topic_prefix", str, "edgeddns")
-    if not prefix or any(ch in prefix for ch in "+#\0") or prefix.startswith("/") or prefix.endswith("/"):
-        raise rd.fail("mqtt.topic_prefix", "must be a topic without wildcards or leading/trailing '/'")
+    prefix = _topic(rd, m, "topic_prefix", "edgeddns")
+    discovery_prefix = _topic(rd, m, "discovery_prefix", "homeassistant")
     qos = rd.get(m, "mqtt", "qos", int, 1)
     if qos not in (0, 1, 2):
         raise rd.fail("mqtt.qos", "must be 0, 1 or 2")
@@ -51,9 +52,17 @@ def mqtt_section(rd: Reader, data: Dict[str, Any]) -> MqttConfig:
         discovery_spread=_seconds(rd, m, "discovery_spread", 10.0),
         broadcast_spread=_seconds(rd, m, "broadcast_spread", 10.0),
         broadcast_spread_force=_seconds(rd, m, "broadcast_spread_force", 30.0),
-        discovery_prefix=rd.get(m, "mqtt", "discovery_prefix", str, "homeassistant"),
+        discovery_prefix=discovery_prefix,
         protocol=protocol, max_payload=max_payload, queue_size=queue_size,
     )
+
+
+def _topic(rd: Reader, m: Dict[str, Any], key: str, default: str) -> str:
+    """A topic prefix: never empty, no wildcards, no leading or trailing '/'."""
+    prefix = rd.get(m, "mqtt", key, str, default)
+    if not prefix or any(ch in prefix for ch in "+#\0") or prefix.startswith("/") or prefix.endswith("/"):
+        raise rd.fail(f"mqtt.{key}", "must be a topic without wildcards or leading/trailing '/'")
+    return prefix
 
 
 DISCOVERY_MODES = ("full", "minimal", "off")

@@ -51,7 +51,11 @@ class Reader:
         for k in data:
             if k not in allowed:
                 where = f"{key}.{k}" if key else k
-                raise self.fail(where, f"unknown key (allowed: {', '.join(sorted(allowed))})")
+                from difflib import get_close_matches  # only on this error path
+
+                close = get_close_matches(k, sorted(allowed), n=1, cutoff=0.75)
+                guess = f', did you mean "{close[0]}"?' if close else ""
+                raise self.fail(where, f"unknown key{guess} (allowed: {', '.join(sorted(allowed))})")
 
     def get(self, data: Dict[str, Any], key: str, name: str, kind: type, default: Any = None,
             required: bool = False) -> Any:
@@ -181,6 +185,8 @@ class Reader:
         value = self.get(data, key, name, str)
         if value is None:
             return None
+        if not value.strip():
+            raise self.fail(f"{key}.{name}", "is empty (leave it out for the default)")
         value = self.resolve_path(value)
         if not os.path.isfile(value):
             raise self.fail(f"{key}.{name}", f"no such file: {value}")

@@ -95,13 +95,17 @@ def agent_section(rd: Reader, data: Dict[str, Any]) -> AgentConfig:
     a = rd.table(data.get("agent"), "agent")
     rd.only(a, "agent", {"node_id", "state_dir", "poll_interval", "log_level", "log_target", "verify_interval",
                          "source_poll_interval", "force_interval"})
-    node_id = rd.get(a, "agent", "node_id", str) or os.uname().nodename.split(".")[0] or "edgeddns"
+    node_id = rd.get(a, "agent", "node_id", str)
+    if node_id is None:
+        node_id = os.uname().nodename.split(".")[0] or "edgeddns"
     problem = _node_id_ok(node_id)
     if problem:
         if "node_id" in a:
             raise rd.fail("agent.node_id", problem)
         node_id = re.sub(r"[^A-Za-z0-9_.-]", "-", node_id)[:64]
     state_dir = rd.get(a, "agent", "state_dir", str)
+    if state_dir is not None and not state_dir.strip():
+        raise rd.fail("agent.state_dir", "is empty (leave it out for the default)")
     poll = interval(rd, a, "agent", "poll_interval", 0.0, "minutes", YEAR_MINUTES, 0.01)
     verify = interval(rd, a, "agent", "verify_interval", 1440.0, "minutes", YEAR_MINUTES, 1.0)
     source_poll = interval(rd, a, "agent", "source_poll_interval", 5.0, "minutes", YEAR_MINUTES, 0.01)
@@ -113,7 +117,7 @@ def agent_section(rd: Reader, data: Dict[str, Any]) -> AgentConfig:
     if target not in ("auto", "stderr", "syslog"):
         raise rd.fail("agent.log_target", "must be one of auto, stderr, syslog")
     return AgentConfig(node_id=node_id,
-                       state_dir=rd.resolve_path(state_dir) if state_dir else default_state_dir(),
+                       state_dir=rd.resolve_path(state_dir) if state_dir is not None else default_state_dir(),
                        poll_interval=poll, log_level=level, log_target=target, verify_interval=verify,
                        source_poll_interval=source_poll, force_interval=force_interval)
 

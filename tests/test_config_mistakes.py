@@ -1,0 +1,86 @@
+"""A new user's typical config mistakes: each gets one line naming the file and key, exit 2.
+
+Found by trying them on a fresh clone (see /work/team/newcomer.notes.md): an
+empty string that silently meant "the default", a file saved with a byte-order
+mark, an empty file that ran an agent doing nothing.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from edgeddns.config import load
+from edgeddns.errors import ConfigError
+from tests.conftest import run_cli, write_config
+
+BASE = """
+[agent]
+state_dir = "state"
+[ip]
+ipv4 = ["static:192.0.2.1"]
+[providers.lan]
+type = "hosts"
+path = "hosts"
+[[records]]
+name = "a.example.com"
+provider = "lan"
+allow_private = true
+"""
+MQTT = '[mqtt]\nhost = "broker.lan"\n'
+
+
+def _error(tmp_path, text: str) -> ConfigError:
+    with pytest.raises(ConfigError) as e:
+        load(write_config(tmp_path, text), environ={})
+    return e.value
+
+
+@pytest.mark.parametrize("text,key,words", [
+    (BASE.replace('state_dir = "state"', 'state_dir = ""'), "agent.state_dir", "is empty"),
+    (BASE.replace("[agent]", '[agent]\nnode_id = ""'), "agent.node_id", "must be 1 to 64"),
+    (BASE + MQTT.replace('"broker.lan"', '""'), "mqtt.host", "is empty"),
+    (BASE + MQTT + 'discovery_prefix = ""\n', "mqtt.discovery_prefix", "without wildcards"),
+    (BASE + MQTT + 'discovery_prefix = "home/#"\n', "mqtt.discovery_prefix", "without wildcards"),
+    (BASE + MQTT + 'ca_file = ""\n', "mqtt.ca_file", "is empty"),
+], ids=["state_dir", "node_id", "mqtt.host", "discovery_prefix", "discovery_prefix#", "ca_file"])
+def test_an_empty_string_is_not_the_default(tmp_path, text, key, words):
+    """An empty value was taken as "not set" (state_dir, node_id) or accepted as is (mqtt.host)."""
+    e = _error(tmp_path, text)
+    assert e.key == key, e.message
+    assert words in e.message
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n# [agent]\n"], ids=["empty", "blank", "comments"])
+def test_an_empty_file_is_an_error(tmp_path, text):
+    """An empty config loaded as 0 records: ``run`` then idled forever, doing nothing."""
+    path = write_config(tmp_path, text)
+    for cmd in ("check-config", "update", "run"):
+        r = run_cli(cmd, "-c", path, timeout=30)
+        assert r.returncode == 2, (cmd, r.stderr)
+        assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr, r.stderr
+        assert f"{path}: " in r.stderr and "no settings" in r.stderr, r.stderr
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path):
+    """Windows editors may start a UTF-8 file with a BOM: it was 'invalid TOML (line 1, column 1)'."""
+    path = write_config(tmp_path, "\ufeff" + BASE.lstrip())
+    cfg = load(path, environ={})
+    assert cfg.records[0].name == "a.example.com"
+
+
+def test_a_typo_gets_a_suggestion(tmp_path):
+    e = _error(tmp_path, BASE + 'typ = "AAAA"\n')
+    assert e.key == "records[0].typ"
+    assert 'did you mean "type"?' in e.message and "(allowed: " in e.message
+    e = _error(tmp_path, BASE.replace("state_dir", "statedir"))
+    assert 'did you mean "state_dir"?' in e.message
+    e = _error(tmp_path, BASE + "colour = 1\n")  # nothing close: no guess
+    assert "did you mean" not in e.message
+
+
+def test_no_provider_defined_says_so(tmp_path):
+    text = BASE.replace('[providers.lan]\ntype = "hosts"\npath = "hosts"\n', "")
+    e = _error(tmp_path, text)
+    assert e.key == "records[0].provider"
+    assert "no provider is defined" in e.message and "[providers.lan]" in e.message
+
