@@ -42,7 +42,7 @@ def quick(argv: List[str]) -> Optional[SimpleNamespace]:
         return None
     command = argv[0]
     opts = _HOT[command]
-    ns: Dict[str, object] = {"g_verbose": 0, "g_quiet": 0, "g_syslog": False, "command": command,
+    ns: Dict[str, object] = {"g_config": None, "g_verbose": 0, "g_quiet": 0, "g_syslog": False, "command": command,
                              "config": None, "verbose": 0, "quiet": 0, "syslog": False}
     ns.update(_DEFAULTS[command])
     i = 1

@@ -36,8 +36,10 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgeddns",
                                 description="Event-driven dynamic DNS for routers and NAS boxes.")
     p.add_argument("--version", action="version", version=f"edgeddns {__version__}")
-    # -v/-q/--syslog work before the command too; they land in their own dests
-    # (a subparser's defaults would overwrite the same dest) and main() adds them up.
+    # -c/-v/-q/--syslog work before the command too; they land in their own dests
+    # (a subparser's defaults would overwrite the same dest) and main() merges them.
+    p.add_argument("-c", "--config", dest="g_config", default=None, metavar="CONFIG",
+                   help="config file (also accepted after the command, which wins)")
     p.add_argument("-v", "--verbose", dest="g_verbose", action="count", default=0, help="more log output")
     p.add_argument("-q", "--quiet", dest="g_quiet", action="count", default=0, help="only warnings and errors")
     p.add_argument("--syslog", dest="g_syslog", action="store_true", help="log to syslog (/dev/log)")
@@ -114,6 +116,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         args.verbose += args.g_verbose
         args.quiet += args.g_quiet
         args.syslog = args.syslog or args.g_syslog
+        if getattr(args, "config", None) is None:
+            args.config = args.g_config
     if not args.command:
         parser().print_help(sys.stderr)
         return EXIT_USAGE

@@ -84,3 +84,13 @@ def test_no_provider_defined_says_so(tmp_path):
     assert e.key == "records[0].provider"
     assert "no provider is defined" in e.message and "[providers.lan]" in e.message
 
+
+def test_config_option_before_the_command(tmp_path):
+    """``edgeddns -c FILE update`` (the git/ssh habit) was 'invalid choice: FILE'."""
+    path = write_config(tmp_path, BASE)
+    r = run_cli("-c", path, "check-config", timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert f"{path}: OK" in r.stderr
+    # After the command it still wins over one given before.
+    r = run_cli("-c", "/nonexistent/x.toml", "check-config", "-c", path, timeout=30)
+    assert r.returncode == 0, r.stderr
