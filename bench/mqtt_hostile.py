@@ -95,7 +95,7 @@ def floor_kib(py: str) -> int:
 
 
 class Ctl:
-    def __init__(self, port: int):
+    def __init__(self, port: int, *topics: str):
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
 
@@ -105,7 +105,7 @@ class Ctl:
         self.c.on_message = self._on
         ready = threading.Event()
         self.c.on_subscribe = lambda *a: ready.set()
-        self.c.on_connect = lambda c, u, f, rc, p: c.subscribe("edgeddns/b1/#", qos=1)
+        self.c.on_connect = lambda c, u, f, rc, p: c.subscribe([(t, 1) for t in topics])
         self.c.connect("127.0.0.1", port)
         self.c.loop_start()
         assert ready.wait(10)
@@ -117,11 +117,13 @@ class Ctl:
 
     def wait_answer(self, cid: str, timeout: float) -> Optional[float]:
         end = time.monotonic() + timeout
+        seen = 0
         with self.cond:
             while True:
-                for t, topic, p in self.msgs:
+                for t, topic, p in self.msgs[seen:]:
                     if topic.startswith("edgeddns/b1/response/") and f'"id":"{cid}"'.encode() in p:
                         return t
+                seen = len(self.msgs)
                 left = end - time.monotonic()
                 if left <= 0:
                     return None
@@ -142,7 +144,8 @@ def run_build(label: str, py: str, big_mb: int, flood: int) -> Dict[str, Any]:
     edge = os.path.join(os.path.dirname(py), "edgeddns")
     log = open(os.path.join(d, "agent.log"), "w")
     agent = subprocess.Popen([edge, "run", "-c", cfg], stdout=log, stderr=subprocess.STDOUT, cwd=d)
-    ctl = Ctl(broker.port)
+    ctl = Ctl(broker.port, "edgeddns/b1/response/#", "edgeddns/b1/result")  # not the commands themselves
+    attacker = Ctl(broker.port, "nothing/here")
     out: Dict[str, Any] = {"build": label, "floor_kib": floor_kib(py)}
     try:
         for k in range(60):  # until the agent has connected and subscribed
@@ -154,21 +157,26 @@ def run_build(label: str, py: str, big_mb: int, flood: int) -> Dict[str, Any]:
         time.sleep(1.0)
         out["start_kib"] = status_kib(agent.pid, "VmRSS")
 
-        # -- one big message
+        # -- one big message (QoS 1: once the broker acknowledged it, it holds all of it)
         payload = b'{"id":"big","pad":"' + b"x" * (big_mb << 20) + b'"}'
-        ctl.c.publish("edgeddns/b1/cmd/status", payload, qos=0)
+        attacker.c.publish("edgeddns/b1/cmd/status", payload, qos=1).wait_for_publish(120)
         del payload
-        time.sleep(5.0)
-        out["big_peak_kib"] = status_kib(agent.pid, "VmHWM")
-        out["big_after_kib"] = status_kib(agent.pid, "VmRSS")
+        # Commands are handled in order: once this is answered, the big one was read (or never sent).
         ctl.c.publish("edgeddns/b1/cmd/status", json.dumps({"id": "after-big"}), qos=1).wait_for_publish(30)
-        out["big_then_answers"] = ctl.wait_answer("after-big", 60) is not None
+        out["big_then_answers"] = ctl.wait_answer("after-big", 120) is not None
+        out["big_peak_kib"] = status_kib(agent.pid, "VmHWM")
+        time.sleep(5.0)
+        out["big_after_kib"] = status_kib(agent.pid, "VmRSS")
 
         # -- a flood of updates, then one status
+        with open(f"/proc/{agent.pid}/clear_refs", "w") as f:
+            f.write("5")  # resets the peak (VmHWM) to the current RSS
         mark = len(ctl.msgs)
         t0 = time.monotonic()
         for i in range(flood):
-            ctl.c.publish("edgeddns/b1/cmd/update", json.dumps({"id": f"f{i}"}), qos=0)
+            attacker.c.publish("edgeddns/b1/cmd/update", json.dumps({"id": f"f{i}"}), qos=0)
+        # A QoS 1 message behind the flood: its PUBACK means the broker has all of the flood.
+        attacker.c.publish("edgeddns/b1/cmd/update", json.dumps({"id": "f-last"}), qos=1).wait_for_publish(120)
         t_flood = time.monotonic() - t0
         t_status = time.monotonic()
         ctl.c.publish("edgeddns/b1/cmd/status", json.dumps({"id": "st-flood"}), qos=1)
@@ -189,6 +197,7 @@ def run_build(label: str, py: str, big_mb: int, flood: int) -> Dict[str, Any]:
         out["agent_alive"] = agent.poll() is None
     finally:
         ctl.close()
+        attacker.close()
         agent.terminate()
         try:
             agent.wait(20)
