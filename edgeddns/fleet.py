@@ -363,6 +363,8 @@ def _update(ctl: Controller, args: "argparse.Namespace") -> int:
     if args.json:
         print(json.dumps(report))
     else:
+        if not report["nodes"]:
+            print("no agents online on this broker")
         for name, v in report["nodes"].items():
             ans = v["answer"] or {}
             res = ", ".join(f"{r.get('record')} {r.get('status')}" for r in v["results"]) or "-"
