@@ -313,6 +313,9 @@ class Scheduler:
                 p = self.plans.get(job.key)
                 if p is not None:
                     p.running = False
+                br = self.breakers.get(job.provider)
+                if br is not None and br.probing == job.key:
+                    br.probing = None  # also when the record is gone or gave no result: never wedge its provider
                 ready.extend(self._release(job.waiters, by_key.get(job.key)))
             self._running = False
             self._cond.notify_all()

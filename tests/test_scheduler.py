@@ -306,3 +306,19 @@ def test_a_suspend_fires_what_fell_due_once(tmp_path):
     assert all(j.verify for j in jobs)
     s.complete(jobs, [res(j.name) for j in jobs])
     assert s.take(clock.t) is None and s.next_deadline(clock.t) == pytest.approx(clock.t + 300)
+
+
+def test_a_probe_that_gives_no_result_does_not_wedge_its_provider(tmp_path):
+    s, clock, cfg = make(tmp_path, agent="verify_interval = 0")
+    s.submit(Event("startup", settle=False))
+    run(s, clock, {"a.lan": "network"})
+    s.submit(Event("mqtt", records=["a.lan"], settle=False))
+    run(s, clock, {"a.lan": "network"})  # two bad runs in a row: the breaker opens
+    br = s.breakers["lan"]
+    clock.t = br.open_until
+    s.submit(Event("hotplug", settle=False))
+    jobs = [j for j in s.take(clock.t) if j.provider == "lan"]
+    assert len(jobs) == 1 and br.probing == jobs[0].key
+    s.complete(jobs, [])  # the probe's record vanished (a reload) or the engine returned nothing for it
+    assert br.probing is None
+    assert [j.provider for j in s.take(clock.t)] == ["lan"]  # the next one may probe
