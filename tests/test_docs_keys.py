@@ -118,3 +118,14 @@ def test_providers_md_keys_match_the_provider(ptype):
     assert own - documented == set(), f"{ptype}: accepted but not in its docs/providers.md key tables"
     # A provider's table may also describe a common key (endpoint) in its own terms.
     assert documented - own - _COMMON == set(), f"{ptype}: documented in docs/providers.md but refused"
+
+
+def test_readme_lists_every_error_code():
+    """README's result section lists the codes; docs/errors.md (checked in test_config) explains them."""
+    from edgeddns.errors import ERROR_CODES
+
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    start = text.index("with a stable code from")
+    listed = set(re.findall(r"`([a-z_]+)`", text[start:text.index(". ", start)]))
+    assert listed == set(ERROR_CODES)
