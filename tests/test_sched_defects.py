@@ -407,3 +407,23 @@ def test_handed_over_update_keeps_the_exit_codes(tmp_path):
         assert r.returncode == 2
     finally:
         assert a.stop() == 0
+
+
+def test_reload_rebuilds_the_clock_from_the_new_settings(tmp_path):
+    """Old: the clock kept the startup [clock] settings through any reload."""
+    path = _cfg(tmp_path)
+    with open(path) as f:
+        text = f.read()
+    agent = Agent(load(path), loader=load, settle=0.0)  # [clock] mode = "system" (tests' default)
+    agent.start()
+    try:
+        assert agent.wait_idle()
+        assert agent.clock.info().source == "system"
+        with open(path, "w") as f:
+            f.write(text.replace('mode = "system"', 'mode = "ntp"\nntp_servers = ["127.0.0.1:9"]\ntimeout = 0.2'))
+        assert agent.reload() is None
+        assert agent.wait_idle(30)
+        assert type(agent.clock).__name__ != "SystemClock", agent.clock
+        assert agent.config.clock.mode == "ntp"
+    finally:
+        agent.stop()
