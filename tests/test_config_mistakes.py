@@ -94,3 +94,28 @@ def test_config_option_before_the_command(tmp_path):
     # After the command it still wins over one given before.
     r = run_cli("-c", "/nonexistent/x.toml", "check-config", "-c", path, timeout=30)
     assert r.returncode == 0, r.stderr
+
+
+def test_relative_commands_are_next_to_the_config(tmp_path):
+    """docs/config.md: relative paths are relative to the config's directory. A ``cmd:./x`` source and a
+    ``reload_cmd = "./x"`` ran against the agent's working directory instead ("/" under procd): check-config
+    said OK, every update failed with "command not found"."""
+    script = tmp_path / "getip.sh"
+    script.write_text("#!/bin/sh\necho 198.51.100.77\n")
+    script.chmod(0o755)
+    text = (BASE.replace('ipv4 = ["static:192.0.2.1"]', "ipv4 = [\"cmd:./getip.sh --family '4 only'\"]")
+            .replace('path = "hosts"', 'path = "hosts"\nreload_cmd = "./getip.sh"'))
+    path = write_config(tmp_path, text)
+    cfg = load(path, environ={})
+    assert cfg.ip.ipv4 == [f"cmd:{script} --family '4 only'"]
+    assert cfg.providers["lan"].options["reload_cmd"] == str(script)
+    r = run_cli("update", "-c", path, timeout=60)  # cwd is the repository, not tmp_path
+    assert r.returncode == 0 and "updated" in r.stdout and "198.51.100.77" in r.stdout, r
+    # A bare name is looked up in PATH as before, an absolute path is kept.
+    cfg = load(write_config(tmp_path, BASE.replace('"static:192.0.2.1"', '"cmd:getip.sh"', 1)), environ={})
+    assert cfg.ip.ipv4 == ["cmd:getip.sh"]
+
+
+def test_a_broken_command_line_is_a_config_error(tmp_path):
+    e = _error(tmp_path, BASE.replace('"static:192.0.2.1"', "\"cmd:sh -c 'ip addr\""))
+    assert e.key == "ip.ipv4[0]" and "not a valid command line" in e.message, e.message

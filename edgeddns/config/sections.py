@@ -54,7 +54,27 @@ def _check_source(rd: Reader, key: str, src: Any) -> str:
         raise rd.fail(key, "a url: source takes no user:password@ (what-is-my-IP pages need none)")
     if kind == "static" and static_family(src) is None:
         raise rd.fail(key, f'"{src}": {arg.strip()} is not an IP address')
+    if kind == "cmd":
+        return "cmd:" + command_line(rd, key, arg)
     return src
+
+
+def command_line(rd: Reader, key: str, cmd: str) -> str:
+    """A command run without a shell: checked now, and a relative program path (``./myip.sh``) made
+    relative to the config's directory, like every other path (the agent's working directory is "/"
+    under procd). A bare name is left to PATH."""
+    import shlex
+
+    try:
+        argv = shlex.split(cmd)
+    except ValueError as e:
+        raise rd.fail(key, f"is not a valid command line: {e}") from None
+    if not argv:
+        raise rd.fail(key, "is empty")
+    prog = argv[0]
+    if "/" not in prog or os.path.isabs(prog):
+        return cmd
+    return shlex.join([rd.resolve_path(prog)] + argv[1:])
 
 
 def static_family(src: str) -> Optional[int]:

@@ -43,6 +43,14 @@ class HostsProvider(Provider):
     @classmethod
     def check_config(cls, cfg: ProviderConfig, resolve_path) -> Optional[Tuple[str, str]]:
         cfg.options["path"] = resolve_path(cfg.options["path"])
+        cmd = cfg.options.get("reload_cmd")
+        if cmd:
+            import shlex
+
+            # Like path: "./reload.sh" is next to the config, not in the agent's working directory.
+            argv = shlex.split(cmd)  # checked by _check_cmd already
+            if "/" in argv[0] and not os.path.isabs(argv[0]):
+                cfg.options["reload_cmd"] = shlex.join([resolve_path(argv[0])] + argv[1:])
         if os.path.isdir(cfg.options["path"]):
             return "path", f"{cfg.options['path']} is a directory; name a file"
         return None
