@@ -92,3 +92,45 @@ def test_a_command_flood_is_folded_and_every_id_is_answered(tmp_path):
         assert a.stop() == 0, a.log
         b.stop()
     assert "Traceback" not in a.log
+
+
+def test_reload_starts_the_mqtt_bridge_a_new_config_asks_for(tmp_path):
+    """Old: a reload swapped only the engine; adding [mqtt] (or changing its broker) needed a restart."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    b = Mosquitto(str(tmp_path / "mosq")).start()
+    body = f"""
+        [agent]
+        node_id = "rl"
+        state_dir = "{tmp_path}/state"
+        [ip]
+        ipv4 = ["static:10.0.0.1"]
+        [providers.lan]
+        type = "hosts"
+        path = "{tmp_path}/hosts"
+        [[records]]
+        name = "a.lan"
+        provider = "lan"
+        allow_private = true
+    """
+    cfg = write_config(tmp_path, body)
+    seen = []
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    c.on_message = lambda cl, u, m: seen.append((m.topic, m.payload))
+    c.connect("127.0.0.1", b.port)
+    c.subscribe([("edgeddns/rl/#", 1)])
+    c.loop_start()
+    a = AgentProc(cfg)
+    try:
+        assert wait_for(lambda: "10.0.0.1 a.lan" in read(tmp_path / "hosts")), a.log
+        write_config(tmp_path, body + f'\n[mqtt]\nhost = "127.0.0.1"\nport = {b.port}\ndiscovery = false\n')
+        a.proc.send_signal(1)
+        assert wait_for(lambda: ("edgeddns/rl/availability", b"online") in seen, timeout=20), a.log
+        c.publish("edgeddns/rl/cmd/update", json.dumps({"id": "after-reload"}), qos=1)
+        assert wait_for(lambda: any(t == "edgeddns/rl/result" and b"after-reload" in p for t, p in seen)), a.log
+    finally:
+        c.loop_stop()
+        c.disconnect()
+        assert a.stop() == 0, a.log
+        b.stop()
