@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 class Event:
     """A reason to check records: who asked, which records, what they know."""
 
-    trigger: str  # mqtt, hotplug, netlink, poll, startup, retry, cli, ntp
+    trigger: str  # mqtt, hotplug, netlink, ubus, startup, reload, cli, ntp; timers: retry, poll, verify, keepalive
     records: Optional[List[str]] = None  # None = all
     force: bool = False
     id: Optional[str] = None
