@@ -94,7 +94,7 @@ def state_dir_of(config_path: str) -> str:
     if len(raw) > MAX_CONFIG:
         raise StateDirError(f"{config_path}: larger than 1 MiB: not a config file")
     try:
-        quick = _scan_state_dir(raw.decode("utf-8"))
+        quick = _scan_state_dir(raw.decode("utf-8-sig"))  # a byte-order mark, as the loader allows
     except UnicodeDecodeError:
         quick = _UNSURE
     if quick is not _UNSURE:
@@ -104,7 +104,7 @@ def state_dir_of(config_path: str) -> str:
     else:  # pragma: no cover - old interpreters
         import tomli as toml
     try:
-        data = toml.loads(raw.decode("utf-8"))
+        data = toml.loads(raw.decode("utf-8-sig"))
     except (toml.TOMLDecodeError, UnicodeDecodeError) as e:
         raise StateDirError(f"{config_path}: invalid TOML: {e}") from None
     agent = data.get("agent")

@@ -119,3 +119,13 @@ def test_relative_commands_are_next_to_the_config(tmp_path):
 def test_a_broken_command_line_is_a_config_error(tmp_path):
     e = _error(tmp_path, BASE.replace('"static:192.0.2.1"', "\"cmd:sh -c 'ip addr\""))
     assert e.key == "ip.ipv4[0]" and "not a valid command line" in e.message, e.message
+
+
+@pytest.mark.parametrize("quick", [True, False], ids=["line-scan", "toml"])
+def test_trigger_reads_the_state_dir_of_a_file_with_a_byte_order_mark(tmp_path, quick):
+    """``trigger``/``status`` read state_dir on their own: with a BOM they must find the agent's socket too."""
+    from edgeddns.statedir import state_dir_of
+
+    text = BASE.lstrip() if quick else BASE.lstrip() + 'x = """multi-line strings send it to the parser"""\n'
+    path = write_config(tmp_path, "\ufeff" + text)
+    assert state_dir_of(path) == str(tmp_path / "state")
