@@ -129,3 +129,14 @@ def test_trigger_reads_the_state_dir_of_a_file_with_a_byte_order_mark(tmp_path, 
     text = BASE.lstrip() if quick else BASE.lstrip() + 'x = """multi-line strings send it to the parser"""\n'
     path = write_config(tmp_path, "\ufeff" + text)
     assert state_dir_of(path) == str(tmp_path / "state")
+
+
+def test_a_missing_relative_file_names_where_it_was_looked_for(tmp_path):
+    """``api_token_file = "cf.token"`` is next to the config, not in the working directory: say where."""
+    e = _error(tmp_path, BASE + '[providers.cf]\ntype = "cloudflare"\napi_token_file = "cf.token"\n')
+    assert e.key == "providers.cf.api_token_file"
+    assert f"cannot read cf.token ({tmp_path / 'cf.token'}): No such file" in e.message, e.message
+    e = _error(tmp_path, BASE + '[providers.cf]\ntype = "cloudflare"\napi_token_file = "/nonexistent/cf.token"\n')
+    assert "cannot read /nonexistent/cf.token: No such file" in e.message, e.message
+    e = _error(tmp_path, BASE + MQTT + 'ca_file = "ca.pem"\n')
+    assert e.key == "mqtt.ca_file" and f"no such file: {tmp_path / 'ca.pem'}" in e.message, e.message

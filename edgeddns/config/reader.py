@@ -121,7 +121,8 @@ class Reader:
         try:
             raw = read_limited(full, MAX_SECRET_FILE)
         except OSError as e:
-            raise self.fail(where, f"cannot read {fpath}: {e.strerror}") from None
+            shown = fpath if full == fpath else f"{fpath} ({full})"  # a relative path: say where it was looked for
+            raise self.fail(where, f"cannot read {shown}: {e.strerror}") from None
         try:
             value = raw.decode("utf-8").strip()
         except UnicodeDecodeError:
