@@ -32,9 +32,26 @@ def _domain_ok(v: str) -> Optional[str]:
 _ENTITIES = {"&lt;": "<", "&gt;": ">", "&quot;": '"', "&apos;": "'", "&amp;": "&"}
 
 
+MAX_FIELD = 1024  # an error text or an address; what is longer is cut before it is unescaped
+
+
 def _text(fragment: str) -> str:
+    fragment = fragment[:MAX_FIELD]
     fragment = re.sub(r"<!\[CDATA\[(.*?)\]\]>", r"\1", fragment, flags=re.S)
     return re.sub(r"&(lt|gt|quot|apos|amp);", lambda m: _ENTITIES[m.group(0)], fragment).strip()
+
+
+def _between(body: str, start: str, end: "re.Pattern[str]", pos: int = 0) -> Optional[Tuple[str, int]]:
+    """The text after the first ``start`` from ``pos`` up to the next ``end``, and where ``end`` stops.
+
+    ``find`` and one forward search, never a lazy ``(.*?)`` scanned again from each opening tag: that
+    took time quadratic in the body (a 1 MiB answer of repeated ``<ErrCount>`` kept the worker busy for
+    half an hour)."""
+    i = body.find(start, pos)
+    if i < 0:
+        return None
+    m = end.search(body, i + len(start))
+    return (body[i + len(start):m.start()], m.end()) if m else None
 
 
 def parse_answer(body: str) -> Tuple[int, List[str], Optional[str]]:
@@ -43,20 +60,30 @@ def parse_answer(body: str) -> Tuple[int, List[str], Optional[str]]:
     Read with patterns, not an XML parser: the answer is flat and small, and
     OpenWrt ships ``xml.etree`` in a package of its own (python3-xml). The
     service declares ``encoding="utf-16"`` while sending UTF-8; that is ignored.
+    Every step is linear in the body, which comes from the network.
     """
     if "<interface-response" not in body:
         raise ProviderError("Namecheap: the answer is not the expected XML")
 
     def one(tag: str) -> Optional[str]:
-        m = re.search(rf"<{tag}>(.*?)</{tag}>", body, re.S)
-        return _text(m.group(1)) if m else None
+        got = _between(body, f"<{tag}>", re.compile(re.escape(f"</{tag}>")))
+        return _text(got[0]) if got else None
 
     try:
         count = int(one("ErrCount") or "0")
     except ValueError:
         count = 1
-    block = re.search(r"<errors>(.*?)</errors>", body, re.S)
-    errors = [_text(t) for t in re.findall(r"<Err\d+>(.*?)</Err\d+>", block.group(1), re.S)] if block else []
+    errors: List[str] = []
+    block = _between(body, "<errors>", re.compile("</errors>"))
+    if block:
+        opening, closing, pos = re.compile(r"<Err\d+>"), re.compile(r"</Err\d+>"), 0
+        while len(errors) < 16:
+            m = opening.search(block[0], pos)
+            got = _between(block[0], m.group(0), closing, m.start()) if m else None
+            if got is None:
+                break
+            errors.append(_text(got[0]))
+            pos = got[1]
     return count, errors, one("IP")
 
 
