@@ -129,3 +129,48 @@ def test_readme_lists_every_error_code():
     start = text.index("with a stable code from")
     listed = set(re.findall(r"`([a-z_]+)`", text[start:text.index(". ", start)]))
     assert listed == set(ERROR_CODES)
+
+
+def _readme_commands() -> Dict[str, Set[str]]:
+    """README's command table: ``edgeddns fleet update [...]`` -> the long options it shows."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    out: Dict[str, Set[str]] = {}
+    for m in re.finditer(r"^\| `edgeddns ([a-z -]+?)(?: \[|`)([^|]*)\|", text, re.M):
+        out[m.group(1).strip()] = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*|-c)\b", m.group(2)))
+    return out
+
+
+def _parser_commands() -> Dict[str, Set[str]]:
+    import argparse
+
+    from edgeddns.cli import parser
+
+    def options(p: argparse.ArgumentParser) -> Set[str]:
+        found = set()
+        for a in p._actions:
+            if a.option_strings and a.dest not in ("help", "verbose", "quiet", "syslog"):
+                found.add(max(a.option_strings, key=len) if a.dest != "config" else "-c")
+        return found
+
+    def subs(p: argparse.ArgumentParser) -> Dict[str, argparse.ArgumentParser]:
+        for a in p._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                return dict(a.choices)
+        return {}
+
+    out: Dict[str, Set[str]] = {}
+    for name, sp in subs(parser()).items():
+        inner = subs(sp)
+        for sub, ssp in inner.items():
+            out[f"{name} {sub}"] = options(ssp) | {"-c"}
+        if not inner:
+            out[name] = options(sp)
+    return out
+
+
+def test_readme_command_table_matches_the_parser():
+    readme, real = _readme_commands(), _parser_commands()
+    assert set(readme) - {"--version"} == set(real), "a command missing from README's table, or a stale one"
+    for name, opts in real.items():
+        assert opts == readme[name], f"edgeddns {name}: README shows {sorted(readme[name])}, it takes {sorted(opts)}"
