@@ -467,3 +467,37 @@ def test_rejection_codes_and_docs_agree():
     table = text.split("Rejection codes:", 1)[1].split("\n\n", 2)[1]
     documented = {line.split("`")[1] for line in table.splitlines() if line.startswith("| `")}
     assert documented == set(REJECT_CODES)
+
+
+def test_pahos_outgoing_queue_is_bounded_while_the_broker_stalls(tmp_path):
+    """The broker stops acknowledging (SIGSTOP): results keep coming (hotplug triggers), and paho's
+    queue stops at queue_size + 64 instead of growing; the refusals are counted in state."""
+    import signal
+
+    from tests.conftest import run_cli
+
+    b = Mosquitto(str(tmp_path / "mosq"), users=PW, acl=documented_acl()).start()
+    cfg = router_config(tmp_path, b.port, "queue_size = 1\ndiscovery = false")
+    admin = Ctl(b.port, ("edgeddns/router1/response/#", "edgeddns/router1/result"), user="admin",
+                password=PW["admin"])
+    agent = AgentProc(cfg, str(tmp_path / "agent.log"))
+    try:
+        admin.json("edgeddns/router1/result", lambda d: d["trigger"] == "startup")
+        b.proc.send_signal(signal.SIGSTOP)  # connected, but nothing is acknowledged any more
+        try:
+            for _ in range(50):  # each run publishes a result and the state: 100 messages > 1 + 64
+                r = run_cli("trigger", "-c", cfg, "--iface", "wan", "--action", "ifupdate")
+                assert r.returncode == 0, r.stderr
+                if "dropping new ones until it catches up" in agent.stderr():
+                    break
+            agent.wait_log("dropping new ones until it catches up", timeout=20)
+        finally:
+            b.proc.send_signal(signal.SIGCONT)
+        admin.send("edgeddns/router1/cmd/status", {"id": "st-stall"})
+        st = admin.json("edgeddns/router1/response/status", lambda a: a["id"] == "st-stall", timeout=60)
+        assert st["state"]["mqtt"]["dropped_messages"] > 0
+    finally:
+        admin.close()
+        assert agent.stop() == 0
+        b.stop()
+    assert "Traceback" not in agent.stderr()
