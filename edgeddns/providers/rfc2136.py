@@ -17,6 +17,7 @@ import base64
 import binascii
 import os
 import struct
+import time
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
 
 from edgeddns.errors import (
@@ -145,12 +146,15 @@ class Rfc2136Provider(Provider):
 
         family, kind, proto, _, addr = self._address(socket.SOCK_DGRAM)
         self.transport["udp"] += 1
+        # timeout is the exchange's whole budget, not each read's: noise with other IDs (DNS travels in
+        # clear) must not keep the one worker listening for ever.
+        end = time.monotonic() + self.config.timeout
         with socket.socket(family, kind, proto) as s:
-            s.settimeout(self.config.timeout)
             try:
                 s.connect(addr)  # a connected socket only hears the server's address
                 s.send(wire)
                 while True:
+                    s.settimeout(_left(end))
                     data = s.recv(65535)
                     # Another ID is a late answer to an earlier try, or noise: keep listening.
                     if len(data) >= 2 and struct.unpack_from("!H", data)[0] == msg_id:
@@ -166,13 +170,15 @@ class Rfc2136Provider(Provider):
 
         family, kind, proto, _, addr = self._address(socket.SOCK_STREAM)
         self.transport["tcp"] += 1
+        end = time.monotonic() + self.config.timeout  # the whole exchange: a trickle cannot stretch it
         try:
             with socket.socket(family, kind, proto) as s:
-                s.settimeout(self.config.timeout)
+                s.settimeout(_left(end))
                 s.connect(addr)
+                s.settimeout(_left(end))
                 s.sendall(struct.pack("!H", len(wire)) + wire)
-                size = struct.unpack("!H", self._read(s, 2))[0]
-                return self._read(s, size)
+                size = struct.unpack("!H", self._read(s, 2, end))[0]
+                return self._read(s, size, end)
         except socket.timeout:
             raise NetworkError(f"{self.server_host}:{self.port}: TCP timed out after "
                                f"{self.config.timeout:g} s") from None
@@ -180,9 +186,10 @@ class Rfc2136Provider(Provider):
             raise NetworkError(f"{self.server_host}:{self.port}: {e.strerror or e}") from None
 
     @staticmethod
-    def _read(s, n: int) -> bytes:
+    def _read(s, n: int, end: float) -> bytes:
         buf = b""
         while len(buf) < n:
+            s.settimeout(_left(end))
             chunk = s.recv(n - len(buf))
             if not chunk:
                 raise OSError("the server closed the TCP connection early")
@@ -346,3 +353,13 @@ def _time_signed_of(msg: dnsmsg.Message) -> int:
     except dnsmsg.WireError:
         return 0
     return int.from_bytes(msg.raw[off:off + 6], "big")
+
+
+def _left(end: float) -> float:
+    """Seconds left before ``end``; a socket timeout when none are."""
+    import socket
+
+    left = end - time.monotonic()
+    if left <= 0:
+        raise socket.timeout("the exchange's time budget is spent")
+    return left
