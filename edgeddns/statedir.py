@@ -93,8 +93,9 @@ def state_dir_of(config_path: str) -> str:
         raise StateDirError(f"{config_path}: cannot read: {e.strerror}") from None
     if len(raw) > MAX_CONFIG:
         raise StateDirError(f"{config_path}: larger than 1 MiB: not a config file")
+    raw = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw  # a byte-order mark, as the loader allows
     try:
-        quick = _scan_state_dir(raw.decode("utf-8-sig"))  # a byte-order mark, as the loader allows
+        quick = _scan_state_dir(raw.decode("utf-8"))
     except UnicodeDecodeError:
         quick = _UNSURE
     if quick is not _UNSURE:
@@ -104,7 +105,7 @@ def state_dir_of(config_path: str) -> str:
     else:  # pragma: no cover - old interpreters
         import tomli as toml
     try:
-        data = toml.loads(raw.decode("utf-8-sig"))
+        data = toml.loads(raw.decode("utf-8"))
     except (toml.TOMLDecodeError, UnicodeDecodeError) as e:
         raise StateDirError(f"{config_path}: invalid TOML: {e}") from None
     agent = data.get("agent")

@@ -51,9 +51,11 @@ def load(path: str, environ: Optional[Dict[str, str]] = None) -> Config:
         raise ConfigError(path, "", f"cannot read: {e.strerror}") from None
     if len(raw) > MAX_CONFIG:
         raise ConfigError(path, "", "larger than 1 MiB: not a config file")
+    # A byte-order mark (some Windows editors write one) is not a TOML error. Stripped by hand: the
+    # utf-8-sig codec would be one more module on the hotplug path.
+    raw = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
     try:
-        # "utf-8-sig": a byte-order mark (some Windows editors write one) is not a TOML error.
-        data = _toml.loads(raw.decode("utf-8-sig"))
+        data = _toml.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise ConfigError(path, "", "not UTF-8 text") from None
     except _toml.TOMLDecodeError as e:
