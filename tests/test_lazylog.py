@@ -93,7 +93,7 @@ def test_a_one_shot_warning_is_still_logged_formatted(tmp_path):
 # Modules that only the agent (or the fleet controller) imports may log through logging directly; any
 # other module can run in a one-shot, whose logging setup is deferred: a line logged there through
 # logging.getLogger would bypass the setup (no format, no redaction). They use LazyLogger.
-AGENT_ONLY = {"agent", "scheduler", "handler", "mqtt", "mqtt_inbound", "mqtt_link", "mqtt_outbound", "ubus",
+AGENT_ONLY = {"agent", "daemon", "scheduler", "handler", "mqtt", "mqtt_inbound", "mqtt_link", "mqtt_outbound", "ubus",
               "netevents", "control_server", "log", "lazylog", "fleet", "watch", "spawn", "discovery"}
 
 
