@@ -30,6 +30,7 @@ NOT_AUTHORIZED = 135
 _ACTION_TOPIC = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 INFLIGHT_MAX = 10000  # mids remembered to name a refused publish
 QUEUE_FULL = 15  # paho's MQTT_ERR_QUEUE_SIZE
+REFUSED_TOPICS_MAX = 16
 
 
 def paho_queue_limit(queue_size: int) -> int:
@@ -62,7 +63,8 @@ class Outbox:
         self.last_state: Optional[Dict[str, Any]] = None
         self._discovered: Dict[str, str] = {}  # discovery topic -> payload last published
         self._inflight: Dict[int, str] = {}  # mid -> topic, to name a refused publish
-        self._refused_topics: set = set()
+        self._refused_topics: set = set()  # logged once each, at most REFUSED_TOPICS_MAX
+        self._refused_more = False
         self._rng = rng or random.Random()
         self._republish_timer: Optional[threading.Timer] = None
         self._cleaned = False  # entities of a larger discovery mode removed once per start
@@ -120,9 +122,17 @@ class Outbox:
 
     def on_publish(self, client: Any, userdata: Any, mid: int, rc: Any, props: Any) -> None:
         topic = self._inflight.pop(mid, None)
-        if rc.value == NOT_AUTHORIZED and topic is not None and topic not in self._refused_topics:
-            self._refused_topics.add(topic)
-            log.error("the MQTT broker refused a publish to %s (not authorized): check the broker's ACL", topic)
+        if rc.value != NOT_AUTHORIZED or topic is None or topic in self._refused_topics:
+            return
+        if len(self._refused_topics) >= REFUSED_TOPICS_MAX:
+            # A sender may name a new response topic the broker refuses us with every command.
+            if not self._refused_more:
+                self._refused_more = True
+                log.error("more publishes refused by the broker's ACL (not logged one by one after %d topics)",
+                          REFUSED_TOPICS_MAX)
+            return
+        self._refused_topics.add(topic)
+        log.error("the MQTT broker refused a publish to %s (not authorized): check the broker's ACL", topic)
 
     def offline(self, timeout: float) -> None:
         """A clean stop: ``offline`` (the will is only sent on an unclean loss), waited for."""

@@ -501,3 +501,30 @@ def test_pahos_outgoing_queue_is_bounded_while_the_broker_stalls(tmp_path):
         assert agent.stop() == 0
         b.stop()
     assert "Traceback" not in agent.stderr()
+
+
+def test_refused_response_topics_are_remembered_and_logged_boundedly(router):
+    """Response topics the broker refuses the agent (another node's subtree) are logged once each, but
+    only for so many: a sender inventing a new one per command must not grow memory or the log."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    from edgeddns.mqtt_outbound import REFUSED_TOPICS_MAX
+
+    dash = Ctl(router["broker"].port, ("edgeddns/router1/response/#",), user="dashboard", password=PW["dashboard"])
+    try:
+        n = REFUSED_TOPICS_MAX + 8
+        for i in range(n):
+            props = Properties(PacketTypes.PUBLISH)
+            props.ResponseTopic = f"edgeddns/elsewhere/response/r{i}"
+            dash.send("edgeddns/router1/cmd/status", {"id": f"elsewhere-{i}"}, props=props)
+        settle(router, "after-elsewhere")
+        end = time.monotonic() + 10
+        log = router["agent"].stderr()
+        while "more publishes refused" not in log and time.monotonic() < end:
+            time.sleep(0.1)
+            log = router["agent"].stderr()
+    finally:
+        dash.close()
+    assert log.count("refused a publish to edgeddns/elsewhere/") == REFUSED_TOPICS_MAX
+    assert log.count("more publishes refused") == 1
