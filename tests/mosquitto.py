@@ -97,3 +97,73 @@ class Mosquitto:
             return open(self.log_path).read()
         except OSError:
             return ""
+
+
+class Relay:
+    """A TCP relay to a broker whose connections can be cut (a WAN blip without a broker restart) and
+    whose new connections can be held off (closed at once) while a test gets its own clients ready."""
+
+    def __init__(self, port: int):
+        import threading
+
+        self.target = port
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(8)
+        self.port = self.srv.getsockname()[1]
+        self.conns: list = []
+        self.held = False
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import threading
+
+        while True:
+            try:
+                a, _ = self.srv.accept()
+            except OSError:
+                return
+            try:
+                if self.held:
+                    raise OSError("held")
+                b = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                a.close()
+                continue
+            with self.lock:
+                self.conns += [a, b]
+            for x, y in ((a, b), (b, a)):
+                threading.Thread(target=self._pump, args=(x, y), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                # shutdown, not only close: the other pump thread is blocked in recv on these sockets,
+                # and close() alone neither wakes it nor sends the FIN while that call holds the file.
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def cut(self) -> None:
+        with self.lock:
+            for s in self.conns:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            self.conns = []
+
+    def close(self) -> None:
+        self.cut()
+        self.srv.close()

@@ -14,7 +14,7 @@ import pytest
 
 from tests.agentproc import AgentProc, wait_for
 from tests.conftest import ROOT, write_config
-from tests.mosquitto import MOSQUITTO, Mosquitto
+from tests.mosquitto import MOSQUITTO, Mosquitto, Relay
 
 pytestmark = pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not installed (scripts/test installs it)")
 
@@ -361,69 +361,6 @@ def test_scheduler_holds_a_delayed_event_until_it_is_due(tmp_path):
     assert s.submit(Event("mqtt", delay=60.0)) is False  # bounded
 
 
-class Blip:
-    """A TCP relay to the broker whose connections can be cut: a WAN blip without a broker restart."""
-
-    def __init__(self, port: int):
-        import socket
-        import threading
-
-        self.target = port
-        self.srv = socket.socket()
-        self.srv.bind(("127.0.0.1", 0))
-        self.srv.listen(8)
-        self.port = self.srv.getsockname()[1]
-        self.conns: list = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        import socket
-        import threading
-
-        while True:
-            try:
-                a, _ = self.srv.accept()
-            except OSError:
-                return
-            b = socket.create_connection(("127.0.0.1", self.target))
-            with self.lock:
-                self.conns += [a, b]
-            for x, y in ((a, b), (b, a)):
-                threading.Thread(target=self._pump, args=(x, y), daemon=True).start()
-
-    @staticmethod
-    def _pump(src, dst) -> None:
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.close()
-            except OSError:
-                pass
-
-    def cut(self) -> None:
-        import socket
-
-        with self.lock:
-            for s in self.conns:
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-            self.conns = []
-
-    def close(self) -> None:
-        self.cut()
-        self.srv.close()
-
-
 def test_reconnect_to_a_broker_that_kept_the_session_resends_no_discovery(tmp_path):
     """A WAN blip: the broker kept the session and the retained configs, so the agent resends its
     availability and state but not its discovery (a fleet would otherwise resend it all at once).
@@ -431,7 +368,7 @@ def test_reconnect_to_a_broker_that_kept_the_session_resends_no_discovery(tmp_pa
     from tests.test_mqtt import Ctl
 
     broker = Mosquitto(str(tmp_path / "mqtt"), users={"ctl": CTL_PW, "f1": AGENT_PW}, acl=ACL).start()
-    relay = Blip(broker.port)
+    relay = Relay(broker.port)
     a = AgentProc(agent_config(tmp_path, "f1", relay.port))
     try:
         assert wait_for(lambda: len(_retained(broker.port, wait=0.3)) == 4, 20), a.log
