@@ -9,6 +9,7 @@ tested (and fuzzed) on its own.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 ACTIONS = ("update", "status", "sync_time", "reload")
 MAX_ID = 128
 MAX_RECORDS = 64
+_IFACE = re.compile(r"[A-Za-z0-9_.:@-]{1,64}")
 
 #: stable codes of a ``rejected`` answer (documented in docs/mqtt.md)
 REJECT_CODES = {
@@ -129,8 +131,10 @@ def _parse(action: str, payload: bytes, config: "Config", retained: bool, max_pa
     cmd.force = force
     iface = data.get("iface")
     if iface is not None:
-        if not isinstance(iface, str) or not 0 < len(iface) <= 64:
-            return Rejection(action, "bad_schema", "'iface' must be an interface name", cid)
+        # It reaches the log: interface-name characters only, so it cannot forge a line.
+        if not isinstance(iface, str) or not _IFACE.fullmatch(iface):
+            return Rejection(action, "bad_schema", "'iface' must be an interface name (letters, digits, "
+                             "'_', '-', '.', ':', '@'; at most 64)", cid)
         cmd.iface = iface
     for key, family in (("ipv4", 4), ("ipv6", 6)):
         if key not in data or data[key] is None:

@@ -528,3 +528,14 @@ def test_refused_response_topics_are_remembered_and_logged_boundedly(router):
         dash.close()
     assert log.count("refused a publish to edgeddns/elsewhere/") == REFUSED_TOPICS_MAX
     assert log.count("more publishes refused") == 1
+
+
+@pytest.mark.parametrize("iface", ["wan\nedgeddns: INFO: forged line", "wan 6.6.6.6", "wan\x1b[2J", "x" * 65])
+def test_iface_must_look_like_an_interface_name(router, iface):
+    """``iface`` reaches the log: only interface-name characters, so it cannot forge a log line."""
+    admin = router["admin"]
+    cid = f"iface-{abs(hash(iface))}"
+    admin.send("edgeddns/router1/cmd/update", {"id": cid, "iface": iface})
+    ans = admin.json("edgeddns/router1/response/update", lambda a: a["id"] == cid)
+    assert ans["status"] == "rejected" and ans["error"]["code"] == "bad_schema"
+    assert "forged line" not in router["agent"].stderr()
