@@ -291,13 +291,16 @@ def cmd_fleet(args: "argparse.Namespace") -> int:
     if args.fleet_command is None:
         print("edgeddns: fleet: say 'status' or 'update'", file=sys.stderr)
         return EXIT_USAGE
+    def fail(e: FleetError) -> int:
+        if args.json:  # the shape of status --json: a script always gets one JSON object
+            print(json.dumps({"ok": False, "error": {"code": e.code, "message": e.message}}))
+        print(f"edgeddns: fleet: {e.message}", file=sys.stderr)
+        return EXIT_FAILED
+
     try:
         ctl = _controller(args)
     except FleetError as e:
-        if args.json:
-            print(json.dumps({"error": e.message}))
-        print(f"edgeddns: fleet: {e.message}", file=sys.stderr)
-        return EXIT_FAILED
+        return fail(e)
     try:
         if args.fleet_command == "status":
             rows = _status(ctl, args.timeout)
@@ -308,8 +311,7 @@ def cmd_fleet(args: "argparse.Namespace") -> int:
             return 0
         return _update(ctl, args)
     except FleetError as e:
-        print(f"edgeddns: fleet: {e.message}", file=sys.stderr)
-        return EXIT_FAILED
+        return fail(e)
     finally:
         ctl.close()
 
