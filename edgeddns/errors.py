@@ -10,12 +10,25 @@ from __future__ import annotations
 from typing import Optional
 
 
+# Line breaks and other control characters, as escapes: an error message carries text from the network
+# (a provider's answer, a server's reason) into CLI lines, log lines, results and answers, where a line
+# break would forge a line of its own and an escape sequence would drive a terminal.
+_ONE_LINE = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]}
+_ONE_LINE.update({0x0A: "\\n", 0x0D: "\\r", 0x09: " ", 0x2028: "\\u2028", 0x2029: "\\u2029"})
+
+
+def one_line(text: str) -> str:
+    """``text`` without control characters (escaped), so it stays one line wherever it is shown."""
+    return text.translate(_ONE_LINE)
+
+
 class EdgeError(Exception):
-    """Base class: ``code`` is stable, ``message`` is for humans."""
+    """Base class: ``code`` is stable, ``message`` is for humans (always one line)."""
 
     code = "internal"
 
     def __init__(self, message: str, *, code: Optional[str] = None):
+        message = one_line(message) if isinstance(message, str) else message
         super().__init__(message)
         self.message = message
         if code is not None:

@@ -6,6 +6,7 @@ it replaced took about half an hour on the same 1 MiB, so the limit is far from 
 
 from __future__ import annotations
 
+import json
 import struct
 import subprocess
 import sys
@@ -141,3 +142,64 @@ def test_rfc2136_exchange_has_an_overall_deadline():
         assert p.transport == {"udp": 1, "tcp": 1}
     finally:
         srv.close()
+
+
+FORGED = "2026-12-02T05:00:00.000+00:00 edgeddns: INFO: bank.example.com A 6.6.6.6 updated"
+
+
+def _hostile_api(tmp_path):
+    """An API on the loopback (plain HTTP is allowed there) whose error message holds a line break, a
+    forged log line after it, and a terminal escape sequence, as any provider's answer may."""
+    import http.server
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = json.dumps({"status": "ERROR", "message": f"Invalid domain.\n{FORGED}\r\n\x1b]0;owned\x07"
+                                                             f"\u2028{FORGED}"}).encode()
+            self.send_response(400)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+def test_provider_error_text_stays_one_line_in_every_output(tmp_path):
+    """Before: the provider's line break went as is into the CLI's line, the log and the result: the
+    forged 'bank.example.com A 6.6.6.6 updated' stood on a line of its own, and ESC reached the terminal."""
+    from tests.conftest import run_cli, write_config
+
+    srv = _hostile_api(tmp_path)
+    try:
+        cfg = write_config(tmp_path, f"""
+            [agent]
+            node_id = "x"
+            state_dir = "{tmp_path}/state"
+            [ip]
+            ipv4 = ["static:93.184.216.34"]
+            [providers.pb]
+            type = "porkbun"
+            endpoint = "http://127.0.0.1:{srv.server_address[1]}/api/json/v3"
+            api_key = "pk1_abcdef"
+            secret_api_key = "sk1_abcdef"
+            [[records]]
+            name = "home.example.com"
+            provider = "pb"
+        """)
+        for args in (("update", "-v"), ("update", "--json", "-v")):
+            p = run_cli(*args, "-c", cfg)
+            assert p.returncode == 1, p.stdout + p.stderr
+            out = p.stdout + p.stderr
+            assert "Invalid domain." in out
+            assert len(p.stdout.splitlines()) == 1, p.stdout
+            assert not any(line.startswith(FORGED[:23]) for line in out.splitlines()), out
+            assert not any(ch in out for ch in "\x1b\x07\r\u2028"), repr(out)
+    finally:
+        srv.shutdown()
