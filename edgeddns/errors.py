@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Optional
 
-
 # Line breaks and other control characters, as escapes: an error message carries text from the network
 # (a provider's answer, a server's reason) into CLI lines, log lines, results and answers, where a line
 # break would forge a line of its own and an escape sequence would drive a terminal.
