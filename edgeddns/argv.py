@@ -66,9 +66,9 @@ def quick(argv: List[str]) -> Optional[SimpleNamespace]:
             i += 1
         if kind == "float":
             try:
-                ns[dest] = float(value)
+                ns[dest] = seconds(value)
             except ValueError:
-                return None
+                return None  # argparse says why
         elif kind == "append":
             ns[dest] = (ns[dest] or []) + [value]
         else:
@@ -76,3 +76,19 @@ def quick(argv: List[str]) -> Optional[SimpleNamespace]:
     from types import SimpleNamespace
 
     return SimpleNamespace(**ns)
+
+
+def seconds(text: str) -> float:
+    """A command line's number of seconds: finite, above 0, at most an hour (``nan``, ``-1`` are refused)."""
+    value = float(text)
+    if not 0 < value <= 3600:  # also false for nan
+        raise ValueError(text)
+    return value
+
+
+def spread_seconds(text: str) -> float:
+    """A spread window in seconds: 0 (at once) to an hour."""
+    value = float(text)
+    if not 0 <= value <= 3600:
+        raise ValueError(text)
+    return value

@@ -32,6 +32,7 @@ def parser() -> argparse.ArgumentParser:
     import argparse
 
     from edgeddns import __version__
+    from edgeddns.argv import seconds, spread_seconds
 
     p = argparse.ArgumentParser(prog="edgeddns",
                                 description="Event-driven dynamic DNS for routers and NAS boxes.")
@@ -71,7 +72,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--action", default=None, help="the hotplug action (ifup, ifupdate, ...)")
     t.add_argument("--device", default=None, help="the device behind the interface")
     t.add_argument("--fallback-update", action="store_true", help="update here if no agent is running")
-    t.add_argument("--timeout", type=float, default=0.5, help="seconds to wait for the agent")
+    t.add_argument("--timeout", type=seconds, default=0.5, help="seconds to wait for the agent")
     s = add("status", "ask the running agent for its state")
     s.add_argument("--json", action="store_true")
     f = add("fleet", "a controller's view of every agent on the broker ([mqtt] of the config)")
@@ -83,12 +84,12 @@ def parser() -> argparse.ArgumentParser:
         fp.add_argument("-c", "--config", default=argparse.SUPPRESS, help="config file")
         fp.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS)
         fp.add_argument("--json", action="store_true")
-        fp.add_argument("--timeout", type=float, default=10.0 if name == "update" else 3.0,
+        fp.add_argument("--timeout", type=seconds, default=10.0 if name == "update" else 3.0,
                         help="seconds to wait for the broker and the answers")
         if name == "update":
             fp.add_argument("--records", nargs="+", metavar="NAME", help="only these records")
             fp.add_argument("--force", action="store_true", help="ask the providers even if nothing changed")
-            fp.add_argument("--spread", type=float, default=None, metavar="S",
+            fp.add_argument("--spread", type=spread_seconds, default=None, metavar="S",
                             help="each agent starts within a random 0..S s (default: the agents' own)")
             fp.add_argument("--group", default=None, help="read results through $share/GROUP (several "
                             "controllers)")

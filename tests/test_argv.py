@@ -67,3 +67,13 @@ def test_the_hotplug_and_cron_spellings_are_read_quickly(argv):
 ])
 def test_anything_else_is_left_to_argparse(argv):
     assert quick(argv) is None
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "0", "1e9"])
+def test_timeouts_must_be_finite_seconds(value):
+    """``--timeout nan`` once reached the socket (and made the quick reader and argparse disagree)."""
+    from tests.conftest import run_cli
+
+    assert quick(["trigger", "--timeout", value]) is None
+    p = run_cli("trigger", "--timeout", value)
+    assert p.returncode == 2 and "--timeout" in p.stderr and "Traceback" not in p.stderr, p.stderr
