@@ -106,7 +106,9 @@ def state_dir_of(config_path: str) -> str:
         import tomli as toml
     try:
         data = toml.loads(raw.decode("utf-8"))
-    except (toml.TOMLDecodeError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError:
+        raise StateDirError(f"{config_path}: not UTF-8 text") from None  # the loader's words
+    except toml.TOMLDecodeError as e:
         raise StateDirError(f"{config_path}: invalid TOML: {e}") from None
     agent = data.get("agent")
     return _resolve_state_dir(config_path, agent.get("state_dir") if isinstance(agent, dict) else None)

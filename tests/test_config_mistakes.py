@@ -140,3 +140,13 @@ def test_a_missing_relative_file_names_where_it_was_looked_for(tmp_path):
     assert "cannot read /nonexistent/cf.token: No such file" in e.message, e.message
     e = _error(tmp_path, BASE + MQTT + 'ca_file = "ca.pem"\n')
     assert e.key == "mqtt.ca_file" and f"no such file: {tmp_path / 'ca.pem'}" in e.message, e.message
+
+
+def test_trigger_and_status_say_not_utf8_like_the_loader(tmp_path):
+    """A binary file: the loader says "not UTF-8 text"; trigger/status printed Python's codec error."""
+    path = tmp_path / "config.toml"
+    path.write_bytes(b"\x00\xab\xcd binary \xff\xfe garbage")
+    for cmd in ("check-config", "status", "trigger"):
+        r = run_cli(cmd, "-c", str(path), timeout=30)
+        assert r.returncode == 2, (cmd, r)
+        assert r.stderr.strip() == f"edgeddns: {path}: not UTF-8 text", (cmd, r.stderr)
