@@ -150,3 +150,11 @@ def test_trigger_and_status_say_not_utf8_like_the_loader(tmp_path):
         r = run_cli(cmd, "-c", str(path), timeout=30)
         assert r.returncode == 2, (cmd, r)
         assert r.stderr.strip() == f"edgeddns: {path}: not UTF-8 text", (cmd, r.stderr)
+
+
+def test_a_table_declared_twice_is_named_as_written(tmp_path):
+    """Uncommenting a template section that already exists: tomllib says "('providers', 'lan')"."""
+    e = _error(tmp_path, BASE + '[providers.lan]\ntype = "hosts"\npath = "other"\n')
+    assert e.key == "" and "invalid TOML: Cannot declare [providers.lan] twice (at line" in e.message, e.message
+    e = _error(tmp_path, "[agent]\n" + BASE)
+    assert "Cannot declare [agent] twice" in e.message, e.message

@@ -59,12 +59,20 @@ def load(path: str, environ: Optional[Dict[str, str]] = None) -> Config:
     except UnicodeDecodeError:
         raise ConfigError(path, "", "not UTF-8 text") from None
     except _toml.TOMLDecodeError as e:
-        raise ConfigError(path, "", f"invalid TOML: {e}") from None
+        raise ConfigError(path, "", f"invalid TOML: {_as_written(str(e))}") from None
     if not data:
         # An agent with nothing configured would idle forever: a truncated or wrong file, not a setup.
         raise ConfigError(path, "", "no settings: the file is empty or only comments "
                                     "(every key is in docs/config.md; the shipped config.toml is a start)")
     return build(rd, data, path)
+
+
+def _as_written(message: str) -> str:
+    """tomllib names a table as a tuple ("Cannot declare ('providers', 'lan') twice"): say [providers.lan]."""
+    import re
+
+    return re.sub(r"\(((?:'[^']*', ?)*'[^']*',?)\)",
+                  lambda m: "[" + ".".join(re.findall(r"'([^']*)'", m.group(1))) + "]", message)
 
 
 def build(rd: Reader, data: Dict[str, Any], path: str) -> Config:
