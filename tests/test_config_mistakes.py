@@ -158,3 +158,17 @@ def test_a_table_declared_twice_is_named_as_written(tmp_path):
     assert e.key == "" and "invalid TOML: Cannot declare [providers.lan] twice (at line" in e.message, e.message
     e = _error(tmp_path, "[agent]\n" + BASE)
     assert "Cannot declare [agent] twice" in e.message, e.message
+
+
+@pytest.mark.parametrize("text,key,home", [
+    (BASE + "poll_interval = 5\n", "records[0].poll_interval", "[agent]"),    # after [[records]]: the record's
+    ("state_dir = \"st\"\n" + BASE, "state_dir", "[agent]"),                   # no header at all
+    (BASE.replace('path = "hosts"', 'path = "hosts"\nipv6 = ["interface:lan"]'), "providers.lan.ipv6", "[ip]"),
+    (BASE + MQTT.replace("[mqtt]\n", "[mqtt]\n[clock]\n"), "clock.host", "[mqtt]"),
+], ids=["after-records", "top-level", "in-provider", "in-clock"])
+def test_a_key_under_the_wrong_header_says_where_it_belongs(tmp_path, text, key, home):
+    """In TOML a key belongs to the last header above it: the classic trap is a setting written after a
+    [[records]] entry. The message said only "unknown key (allowed: ...)"."""
+    e = _error(tmp_path, text)
+    assert e.key == key, e.message
+    assert f"belongs in {home}" in e.message, e.message

@@ -7,15 +7,15 @@ from typing import Any, Dict
 from edgeddns.config.model import MqttConfig
 from edgeddns.config.reader import Reader
 
-_FIELDS = {"host", "port", "tls", "ca_file", "username", "password", "password_file", "client_id",
+MQTT_KEYS = frozenset({"host", "port", "tls", "ca_file", "username", "password", "password_file", "client_id",
            "keepalive", "topic_prefix", "qos", "accept_ip", "discovery", "discovery_prefix", "discovery_spread",
            "broadcast_spread", "broadcast_spread_force",
-           "protocol", "max_payload", "queue_size"}
+           "protocol", "max_payload", "queue_size"})
 
 
 def mqtt_section(rd: Reader, data: Dict[str, Any]) -> MqttConfig:
     m = rd.table(data.get("mqtt"), "mqtt")
-    rd.only(m, "mqtt", _FIELDS)
+    rd.only(m, "mqtt", MQTT_KEYS)
     host = rd.get(m, "mqtt", "host", str, required=True)
     if not host.strip():
         raise rd.fail("mqtt.host", "is empty")

@@ -11,6 +11,19 @@ from edgeddns.config.model import DEFAULT_NTP_SERVERS, AgentConfig, ClockConfig,
 from edgeddns.config.reader import Reader, tname
 
 SOURCE_KINDS = ("interface", "url", "cmd", "static", "ubus")
+AGENT_KEYS = frozenset({"node_id", "state_dir", "poll_interval", "log_level", "log_target", "verify_interval",
+                        "source_poll_interval", "force_interval"})
+IP_KEYS = frozenset({"ipv4", "ipv6", "select", "match"})
+CLOCK_KEYS = frozenset({"mode", "ntp_servers", "max_age", "timeout"})
+
+
+def home_of(key: str) -> Optional[str]:
+    """The one top-level table ``key`` belongs to, for an unknown key's message (None: several or none)."""
+    from edgeddns.config.mqtt_section import MQTT_KEYS
+
+    homes = [name for name, keys in (("agent", AGENT_KEYS), ("ip", IP_KEYS), ("clock", CLOCK_KEYS),
+                                     ("mqtt", MQTT_KEYS)) if key in keys]
+    return homes[0] if len(homes) == 1 else None
 _LABEL = re.compile(r"^(\*|[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)$")
 
 
@@ -113,8 +126,7 @@ def sources(rd: Reader, data: Dict[str, Any], key: str, name: str) -> Optional[L
 
 def agent_section(rd: Reader, data: Dict[str, Any]) -> AgentConfig:
     a = rd.table(data.get("agent"), "agent")
-    rd.only(a, "agent", {"node_id", "state_dir", "poll_interval", "log_level", "log_target", "verify_interval",
-                         "source_poll_interval", "force_interval"})
+    rd.only(a, "agent", AGENT_KEYS)
     node_id = rd.get(a, "agent", "node_id", str)
     if node_id is None:
         node_id = os.uname().nodename.split(".")[0] or "edgeddns"
@@ -158,7 +170,7 @@ def interval(rd: Reader, data: Dict[str, Any], key: str, name: str, default: Opt
 
 def ip_section(rd: Reader, data: Dict[str, Any]) -> IpConfig:
     i = rd.table(data.get("ip"), "ip")
-    rd.only(i, "ip", {"ipv4", "ipv6", "select", "match"})
+    rd.only(i, "ip", IP_KEYS)
     v4, v6 = sources(rd, i, "ip", "ipv4") or [], sources(rd, i, "ip", "ipv6") or []
     check_static_family(rd, "ip.ipv4", v4, 4, "ip.ipv4")
     check_static_family(rd, "ip.ipv6", v6, 6, "ip.ipv6")
@@ -218,7 +230,7 @@ def suffix_keys(rd: Reader, data: Dict[str, Any], key: str, rtype: str) -> Tuple
 
 def clock_section(rd: Reader, data: Dict[str, Any]) -> ClockConfig:
     c = rd.table(data.get("clock"), "clock")
-    rd.only(c, "clock", {"mode", "ntp_servers", "max_age", "timeout"})
+    rd.only(c, "clock", CLOCK_KEYS)
     mode = rd.get(c, "clock", "mode", str, "auto")
     if mode not in ("auto", "system", "ntp"):
         raise rd.fail("clock.mode", f'must be "auto", "system" or "ntp", not "{mode}"')
