@@ -76,6 +76,10 @@ class CommandHandler:
         done = None
         if wait:
             def done(results: List["Result"]) -> None:
+                if not results and self.agent.config.records:
+                    # Records exist (named ones were checked at parse), yet none ran: the agent stopped first.
+                    reply(rejected(cmd.action, "busy", "the agent stopped before this update ran", cmd.id))
+                    return
                 reply({**base, "status": "done", "results": [r.as_dict() for r in results]})
         delay = self._delay(cmd)
         # A WAN event forwarded by a transport may be one of a burst of flaps; "update now" is not.

@@ -427,3 +427,15 @@ def test_reload_rebuilds_the_clock_from_the_new_settings(tmp_path):
         assert agent.config.clock.mode == "ntp"
     finally:
         agent.stop()
+
+
+def test_an_update_waiting_for_its_results_is_told_when_the_agent_stops_first(tmp_path):
+    """A hand-over must never look like a run with nothing to report (exit 0, no lines)."""
+    from edgeddns.commands import Command
+
+    agent, _ = _agent(tmp_path)  # never started: nothing runs
+    answers = []
+    agent.commands.handle(Command("update", records=["a.lan"]), answers.append, trigger="cli", wait=True)
+    assert answers == []
+    agent.stop(1)
+    assert answers and answers[0]["status"] == "rejected" and answers[0]["error"]["code"] == "busy", answers
