@@ -22,8 +22,6 @@ if TYPE_CHECKING:
 
 RETRY_FIRST, RETRY_MAX = 30.0, 1800.0  # seconds: a failed record's back-off, doubling
 MAX_IDS = 32  # command ids a result carries; the rest are only counted
-FORCE_INTERVAL = 60.0  # seconds: at most one forced write per record in this time
-SOURCE_POLL = 5.0  # minutes: records on url:/cmd: sources when poll_interval is 0
 BREAKER_FIRST, BREAKER_MAX = 30.0, 300.0  # seconds a failing provider is left alone
 BREAKER_AFTER = 2  # runs in a row with provider trouble before its other records are held
 #: codes that say the provider (or the way to it) is unwell, not this record
@@ -61,14 +59,13 @@ class Intervals:
         a = config.agent
         poll = _minutes(a.poll_interval)
         if poll is None and any(s.startswith(UNWATCHED) for s in config.sources_for(rec)):
-            poll = _minutes(getattr(a, "source_poll_interval", SOURCE_POLL))
-        ka = getattr(rec, "keepalive_interval", None)
+            poll = _minutes(a.source_poll_interval)
+        ka = rec.keepalive_interval
         if ka is None:
             pc = config.providers.get(rec.provider)
-            ka = getattr(pc, "keepalive_interval", None)
-        return cls(poll=poll, verify=_minutes(getattr(a, "verify_interval", 0.0)),
-                   keepalive=ka * 86400.0 if ka else None,
-                   force=float(getattr(a, "force_interval", FORCE_INTERVAL)))
+            ka = pc.keepalive_interval if pc is not None else None
+        return cls(poll=poll, verify=_minutes(a.verify_interval), keepalive=ka * 86400.0 if ka else None,
+                   force=float(a.force_interval))
 
 
 def _minutes(v: Optional[float]) -> Optional[float]:
