@@ -28,6 +28,7 @@ import _socket  # socket.py would add selectors, enum and array to every hotplug
 import json
 import os
 import sys
+import time
 
 from edgeddns.statedir import StateDirError, default_state_dir, state_dir_of
 
@@ -42,6 +43,9 @@ __all__ = ["ControlError", "request", "socket_path", "state_dir_of", "default_st
 SOCKET_NAME = "control.sock"
 MAX_REQUEST = 4096  # bytes in one request line
 MAX_FIELD = 64  # characters in iface / action / device
+# bytes in one answer: a status of a thousand records is well under 1 MiB. The agent may run as a user
+# of its own while root's hotplug path asks it: its answer must not cost root unbounded memory.
+MAX_REPLY = 16 << 20
 EXIT_NO_AGENT = 3  # ``trigger`` and ``status`` when nothing listens
 
 # netifd actions that carry no new address: acknowledged, nothing queued.
@@ -65,6 +69,7 @@ def request(path: str, obj: Dict[str, Any], timeout: float = 2.0) -> Dict[str, A
     """Send one request, return the reply. ControlError codes: no_agent, denied, timeout, protocol."""
     s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     s.settimeout(timeout)
+    end = time.monotonic() + timeout  # the whole exchange's budget: a trickled answer cannot stretch it
     try:
         try:
             s.connect(path)
@@ -77,12 +82,22 @@ def request(path: str, obj: Dict[str, Any], timeout: float = 2.0) -> Dict[str, A
             s.sendall(json.dumps(obj, separators=(",", ":")).encode() + b"\n")
         except BrokenPipeError:
             pass  # the agent hung up early; its reply, if any, is still readable
-        buf = b""
-        while b"\n" not in buf:
+        parts, size = [], 0
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                raise _socket.timeout()
+            s.settimeout(left)
             chunk = s.recv(65536)
             if not chunk:
                 break
-            buf += chunk
+            parts.append(chunk)
+            size += len(chunk)
+            if b"\n" in chunk:
+                break
+            if size > MAX_REPLY:
+                raise ControlError(f"the agent's answer is longer than {MAX_REPLY} bytes", "protocol")
+        buf = b"".join(parts)
     except _socket.timeout:
         raise ControlError(f"the agent did not answer within {timeout:g} s", "timeout") from None
     except OSError as e:
