@@ -126,6 +126,21 @@ class Detection:
         return f"no IPv{self.family} address found"
 
 
+def _missing(name: str) -> str:
+    """": no such interface here (...)" when ``name`` is not a device of this machine, else ""."""
+    import socket
+
+    try:
+        names = [n for _, n in socket.if_nameindex()]
+    except OSError:
+        return ""
+    if name in names:
+        return ""
+    shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+    # OpenWrt's "wan" is netifd's logical name, not a device: the likeliest mistake there.
+    return f": no such interface here ({shown}; for an OpenWrt logical interface use ubus:{name})"
+
+
 def detect_record(detector: "Detector", config: "Config", rec: "RecordConfig", given: Optional[str],
                   trigger: str, memo: Dict[Any, Any]) -> Detection:
     """One record's address: from the event that carries one, else from its sources.
@@ -261,7 +276,7 @@ class Detector:
             raise AddressError(f"cannot read addresses: {e.strerror}") from None
         mine = [a for a in addrs if a.ifname == name and a.family == family]
         if not mine:
-            raise AddressError(f"no IPv{family} address on {name}")
+            raise AddressError(f"no IPv{family} address on {name}{_missing(name)}")
         # Global scope only; other scopes are offered only so the refusal can say "link-local".
         glob = [a for a in mine if a.scope == 0]
         return [_from_kernel(a) for a in (glob or mine)]

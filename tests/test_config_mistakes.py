@@ -172,3 +172,19 @@ def test_a_key_under_the_wrong_header_says_where_it_belongs(tmp_path, text, key,
     e = _error(tmp_path, text)
     assert e.key == key, e.message
     assert f"belongs in {home}" in e.message, e.message
+
+
+def test_an_interface_that_does_not_exist_is_named_as_such():
+    """``interface:wan`` on OpenWrt (wan is netifd's name; the device is eth0.2 or pppoe-wan) or a typo on a
+    NAS said only "no IPv4 address on wan", as if the interface were up without an address."""
+    import socket
+
+    from edgeddns.ipsource import Detector
+
+    here = [n for _, n in socket.if_nameindex()]
+    reason = Detector().detect(["interface:nosuch0"], 4).reason()
+    assert "no IPv4 address on nosuch0: no such interface here" in reason, reason
+    assert here[0] in reason and "ubus:nosuch0" in reason, reason
+    # An interface that exists but has no address of the family keeps the plain words.
+    reason = Detector(interface_addresses=lambda fam: []).detect([f"interface:{here[0]}"], 4).reason()
+    assert reason.endswith(f"no IPv4 address on {here[0]}"), reason
