@@ -195,6 +195,11 @@ def oneshots(lt: Light, rounds: int, peers: bool) -> Dict[str, dict]:
             [lt.py, os.path.join(ROOT, "openwrt", "files", "usr", "bin", "edgeddns"), "trigger", "-c", agent_cfg,
              "--iface", "wan", "--action", "ifup"], env()),
         "floor: import re (pip's wrapper does)": lambda: ([lt.py, "-c", "import re"], env()),
+        # What a no-change update cannot do without: the TOML parser, dataclasses (the founders' choice
+        # for the config model) and typing (both of which tomllib and dataclasses pull in), json (the
+        # state file), ipaddress (address checks) and re (the wrapper).
+        "floor: the standard modules a no-change update needs": lambda: (
+            [lt.py, "-c", "import re, typing, dataclasses, tomllib, json, ipaddress"], env()),
         "one-shot alidns update, sync evidence": lambda: (
             [lt.edge, "update", "-c", ali_sync, "--force"], env()),
         "one-shot alidns update, no evidence, NTP unreachable": lambda: (
