@@ -35,6 +35,11 @@ def defer_setup(level: str, setup: Callable[[], Any]) -> None:
     _deferred[:] = [(LEVELS.get(level.lower(), 20), setup)]
 
 
+def cancel_deferred() -> None:
+    """Forget a setup no line needed: the command that deferred it is over."""
+    _deferred.clear()
+
+
 def _due(level: int) -> bool:
     """Is a line at ``level`` to be logged? Performs the deferred setup when it is."""
     if "logging" in sys.modules and not _deferred:

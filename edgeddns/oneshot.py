@@ -26,9 +26,18 @@ HANDOFF_TIMEOUT = 660.0  # seconds: the agent answers after the run (provider ti
 
 
 def cmd_update(args: argparse.Namespace) -> int:
+    from edgeddns.lazylog import cancel_deferred
+
     cfg = load_config(args)
     private_state_dir(cfg.agent.state_dir)
     log = setup_logging(args, cfg, lazy=True)  # a run that finds nothing changed usually logs nothing
+    try:
+        return _update(cfg, args, log)
+    finally:
+        cancel_deferred()  # a setup never needed ends with the command (in-process callers, tests)
+
+
+def _update(cfg: Any, args: argparse.Namespace, log: Any) -> int:
     names = args.record
     if names:
         unknown = [n for n in names if not cfg.record(n)]

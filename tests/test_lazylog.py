@@ -111,3 +111,26 @@ def test_modules_a_one_shot_can_run_log_through_the_lazy_logger():
             if re.search(r"^\s*(import logging|from logging import)", text, re.M) or "getLogger(" in text:
                 offenders.append(mod)
     assert offenders == [], offenders
+
+
+def test_a_deferred_setup_ends_with_the_command(tmp_path):
+    """In-process callers (tests, the trigger fallback) are not left with a pending setup that would
+    drop later lines logged through an otherwise configured logging."""
+    from edgeddns import lazylog
+    from edgeddns.cli import main
+
+    cfg = write_config(tmp_path, f"""
+        [agent]
+        node_id = "t"
+        state_dir = "{tmp_path}/state"
+        [ip]
+        ipv4 = ["static:8.8.8.8"]
+        [providers.lan]
+        type = "hosts"
+        path = "{tmp_path}/hosts"
+        [[records]]
+        name = "home.example.com"
+        provider = "lan"
+    """)
+    assert main(["update", "-c", cfg]) == 0
+    assert lazylog._deferred == []
