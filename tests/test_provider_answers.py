@@ -203,3 +203,72 @@ def test_provider_error_text_stays_one_line_in_every_output(tmp_path):
             assert not any(ch in out for ch in "\x1b\x07\r\u2028"), repr(out)
     finally:
         srv.shutdown()
+
+
+STOP_AFTER = 3000  # the endless API gives up here, so the code before the fix ended too (after minutes)
+PAGERS = {
+    # type: (options, answer for page n)
+    "digitalocean": ('api_token = "dop_v1_abcd1234"',
+                     lambda n: {"domains": [{"name": f"z{n}.example.net"}], "links": {"pages": {"next": "more"}}}),
+    "hetzner": ('api_token = "abcd1234abcd"',
+                lambda n: {"zones": [{"name": f"z{n}.example.net", "id": str(n)}],
+                           "meta": {"pagination": {"last_page": 10 ** 9}}}),
+    "hetznercloud": ('api_token = "abcd1234abcd"',  # "next" is page 1 again: a loop, not just a long list
+                     lambda n: {"zones": [{"name": "z.example.net", "id": 1}],
+                                "meta": {"pagination": {"next_page": 1}}}),
+    "porkbun": ('api_key = "pk1_abcd"\nsecret_api_key = "sk1_abcd"',
+                lambda n: {"status": "SUCCESS", "domains": [{"domain": f"z{n}-{i}.example.net"} for i in range(1000)]}),
+}
+
+
+@pytest.mark.parametrize("ptype", sorted(PAGERS))
+def test_zone_lists_that_never_end_are_cut(tmp_path, ptype):
+    """Before: each zone-list loop asked for the next page as long as the answer said there was one (or,
+    for Porkbun, as long as pages were full): an API that always does kept the one worker busy without end
+    (here until the test's server gave up after 3000 requests)."""
+    import http.server
+
+    from tests.conftest import run_cli, write_config
+
+    options, page = PAGERS[ptype]
+    count = {"n": 0}
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def _answer(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            count["n"] += 1
+            body = json.dumps(page(count["n"]) if count["n"] < STOP_AFTER else {"status": "SUCCESS"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        cfg = write_config(tmp_path, f"""
+            [agent]
+            node_id = "x"
+            state_dir = "{tmp_path}/state"
+            [ip]
+            ipv4 = ["static:93.184.216.34"]
+            [providers.p]
+            type = "{ptype}"
+            endpoint = "http://127.0.0.1:{srv.server_address[1]}/"
+            {options}
+            [[records]]
+            name = "home.example.com"
+            provider = "p"
+        """)
+        p = run_cli("update", "--json", "-c", cfg, timeout=600)
+        res = json.loads(p.stdout.splitlines()[0])
+        assert count["n"] < STOP_AFTER, f"{count['n']} zone-list requests"
+        assert res["status"] == "failed" and "pages" in res["error"]["message"], res
+    finally:
+        srv.shutdown()

@@ -68,6 +68,8 @@ class DigitaloceanProvider(Provider):
         raise ProviderError(text, retryable=resp.status >= 500)
 
     def _list_zones(self) -> Dict[str, str]:
+        from edgeddns.providers.zones import MAX_PAGES, too_many_pages
+
         found: Dict[str, str] = {}
         page = 1
         while True:
@@ -76,6 +78,8 @@ class DigitaloceanProvider(Provider):
             found.update({str(d["name"]).lower(): "" for d in doms if isinstance(d, dict) and d.get("name")})
             if not (data.get("links") or {}).get("pages", {}).get("next") or not doms:
                 return found
+            if page >= MAX_PAGES:
+                raise too_many_pages("DigitalOcean")
             page += 1
 
     def zone_for(self, record: RecordConfig) -> str:

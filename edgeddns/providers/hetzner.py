@@ -72,6 +72,8 @@ class HetznerProvider(Provider):
         raise ProviderError(text, retryable=resp.status >= 500, retry_after=resp.retry_after())
 
     def _list_zones(self) -> Dict[str, str]:
+        from edgeddns.providers.zones import MAX_PAGES, too_many_pages
+
         found: Dict[str, str] = {}
         page = 1
         while True:
@@ -82,6 +84,8 @@ class HetznerProvider(Provider):
             pag = ((data.get("meta") or {}).get("pagination") or {})
             if page >= int(pag.get("last_page") or 1):
                 return found
+            if page >= MAX_PAGES:
+                raise too_many_pages("Hetzner DNS")
             page += 1
 
     def zone_for(self, record: RecordConfig) -> Tuple[str, str]:

@@ -74,6 +74,8 @@ class HetznercloudProvider(Provider):
         raise ProviderError(text, retryable=resp.status >= 500, retry_after=resp.retry_after())
 
     def _list_zones(self) -> Dict[str, str]:
+        from edgeddns.providers.zones import MAX_PAGES, too_many_pages
+
         found: Dict[str, str] = {}
         page = 1
         while True:
@@ -84,6 +86,8 @@ class HetznercloudProvider(Provider):
             nxt = (((data.get("meta") or {}).get("pagination") or {}).get("next_page"))
             if not nxt:
                 return found
+            if page >= MAX_PAGES or int(nxt) <= page:  # a "next" that goes back would loop
+                raise too_many_pages("Hetzner Cloud")
             page = int(nxt)
 
     def zone_for(self, record: RecordConfig) -> str:

@@ -76,6 +76,8 @@ class PorkbunProvider(Provider):
         raise map_error(resp.status, str(data.get("message") or ""), resp.retry_after())
 
     def _list_zones(self) -> Dict[str, str]:
+        from edgeddns.providers.zones import MAX_PAGES, too_many_pages
+
         found: Dict[str, str] = {}
         start = 0
         while True:  # 1000 domains per page
@@ -83,6 +85,8 @@ class PorkbunProvider(Provider):
             found.update({str(d["domain"]).lower(): "" for d in page if isinstance(d, dict) and d.get("domain")})
             if len(page) < 1000:
                 return found
+            if start >= 1000 * (MAX_PAGES - 1):
+                raise too_many_pages("Porkbun")
             start += len(page)
 
     def zone_for(self, record: RecordConfig) -> str:

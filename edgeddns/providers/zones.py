@@ -14,6 +14,16 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, Optional, Tuple
 
 ZONE_TTL = 3600.0  # seconds an answer is trusted
+# Pages of one zone list. The API says whether more follow; one that always says so (or sends page 1
+# as the next again) must not keep the one worker asking for ever. 100 pages is 5,000 to 100,000 zones.
+MAX_PAGES = 100
+
+
+def too_many_pages(who: str) -> Exception:
+    from edgeddns.errors import ProviderError
+
+    return ProviderError(f"{who}: the zone list does not end (more than {MAX_PAGES} pages, or a page again); "
+                         "set the record's zone")
 
 # (zone name, zone id); the id is "" for services addressed by zone name (Alidns, DNSPod).
 Zone = Tuple[str, str]
