@@ -188,3 +188,14 @@ def test_an_interface_that_does_not_exist_is_named_as_such():
     # An interface that exists but has no address of the family keeps the plain words.
     reason = Detector(interface_addresses=lambda fam: []).detect([f"interface:{here[0]}"], 4).reason()
     assert reason.endswith(f"no IPv4 address on {here[0]}"), reason
+
+
+@pytest.mark.parametrize("name,words", [
+    ("bücher.example.com", '"xn--bcher-kva.example.com"'),
+    ("中文.example.com", '"xn--fiq228c.example.com"'),
+    ("https://home.example.com/", 'a URL: give the name only, "home.example.com"'),
+])
+def test_a_record_name_mistake_gets_the_fix(tmp_path, name, words):
+    """An internationalized name must be written in its ASCII (IDNA) form; a URL is not a name."""
+    e = _error(tmp_path, BASE.replace('"a.example.com"', f'"{name}"'))
+    assert e.key == "records[0].name" and words in e.message, e.message

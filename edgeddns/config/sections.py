@@ -36,8 +36,20 @@ def valid_hostname(name: str) -> Optional[str]:
         return f'"{name}" must be a fully qualified name (e.g. home.example.com)'
     for i, label in enumerate(labels):
         if not _LABEL.match(label) or (label == "*" and i != 0):
-            return f'"{name}" is not a valid DNS name (label "{label}")'
+            return f'"{name}" is not a valid DNS name (label "{label}")' + _name_hint(name)
     return None
+
+
+def _name_hint(name: str) -> str:
+    """The likely fix for a name that is not one: a URL pasted whole, or an internationalized name."""
+    if "://" in name:
+        return f': it is a URL: give the name only, "{name.split("://", 1)[1].split("/", 1)[0]}"'
+    if not name.isascii():
+        try:  # the codec is loaded only on this error path
+            return f': write it in its ASCII (IDNA) form, "{name.encode("idna").decode("ascii")}"'
+        except UnicodeError:
+            return ""
+    return ""
 
 
 def default_state_dir() -> str:
