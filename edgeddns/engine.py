@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class UpdateRequest:
+    """What one engine run is asked to do, and why."""
+
     records: Optional[List[str]] = None  # names to update; None = all
     force: bool = False
     trigger: str = "cli"
@@ -55,6 +57,8 @@ class UpdateRequest:
 
 @dataclass
 class RetryPolicy:
+    """How often and how long a transient failure is retried within one run."""
+
     attempts: int = 3
     base: float = 0.5
     cap: float = 8.0

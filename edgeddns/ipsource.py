@@ -104,6 +104,8 @@ def scan(text: str, family: int) -> List[str]:
 
 @dataclass
 class Detection:
+    """The address a record's sources gave (or why none), with what was refused."""
+
     family: int
     address: Optional[str] = None
     source: Optional[str] = None

@@ -20,6 +20,8 @@ def iso(ts: float) -> str:
 
 @dataclass
 class Result:
+    """The outcome of one record's check or update, as printed, logged and published."""
+
     record: str
     type: str
     provider: str

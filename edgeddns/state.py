@@ -34,6 +34,8 @@ class _BadShape(ValueError):
 
 @dataclass
 class StateStore:
+    """The state file: what was published for each record."""
+
     directory: str
     records: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     error: Optional[str] = None  # why the last read or write went wrong, if it did

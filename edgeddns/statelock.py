@@ -20,6 +20,8 @@ LOCK_NAME = "control.lock"
 
 @dataclass
 class Holder:
+    """Who holds the state dir's lock."""
+
     pid: Optional[int]
     role: str  # "run" (an agent) or "update" (a one-shot)
 

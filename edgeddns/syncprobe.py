@@ -55,6 +55,8 @@ def read_adjtimex() -> Optional[Tuple[int, int, int]]:
 
 @dataclass
 class Evidence:
+    """Whether the clock is proven synchronised, and every signal looked at."""
+
     synced: bool
     lines: List[str] = field(default_factory=list)  # every signal looked at, for `edgeddns clock`
 

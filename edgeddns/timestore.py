@@ -43,6 +43,8 @@ class BootAnchor:
 
 @dataclass
 class Saved:
+    """What clock.json holds between processes."""
+
     verified: float = 0.0
     offset: Optional[BootAnchor] = None
     ntp_failed: Optional[BootAnchor] = None  # base unused: when NTP failed, in which boot

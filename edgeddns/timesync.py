@@ -45,6 +45,8 @@ MAX_HOSTS = 64
 
 @dataclass
 class Anchor:
+    """True time anchored to boot time, and where it came from."""
+
     base: float  # true time minus boot time
     source: str  # "ntp:HOST" or "http-date:HOST"
     set_at: float  # boot time it was learnt
@@ -56,6 +58,8 @@ class Anchor:
 
 @dataclass
 class Observation:
+    """A provider's ``Date`` header as received."""
+
     host: str
     server_time: float
     at: float  # boot time the response arrived

@@ -16,6 +16,8 @@ from edgeddns.redact import Redactor
 
 @dataclass
 class AgentConfig:
+    """``[agent]``: who this node is, where its state lives, how it logs."""
+
     node_id: str
     state_dir: str
     poll_interval: float = 0.0  # minutes, 0 = no safety-net poll
@@ -28,6 +30,8 @@ class AgentConfig:
 
 @dataclass
 class IpConfig:
+    """``[ip]``: the address sources per family and how an IPv6 address is chosen."""
+
     ipv4: List[str] = field(default_factory=list)
     ipv6: List[str] = field(default_factory=list)
     select: str = "stable"  # which IPv6 address of a source wins (edgeddns.ipselect)
@@ -45,6 +49,8 @@ DEFAULT_NTP_SERVERS = [
 
 @dataclass
 class ClockConfig:
+    """``[clock]``: whether and how the system clock is checked (edgeddns.timesync)."""
+
     mode: str = "auto"  # auto | system | ntp
     ntp_servers: List[str] = field(default_factory=lambda: list(DEFAULT_NTP_SERVERS))
     max_age: float = 3600.0  # seconds before the offset is measured again
@@ -53,6 +59,8 @@ class ClockConfig:
 
 @dataclass
 class MqttConfig:
+    """``[mqtt]``: the broker, its credentials and TLS, topics, discovery."""
+
     host: str
     port: int = 1883
     tls: bool = False
@@ -76,6 +84,8 @@ class MqttConfig:
 
 @dataclass
 class ProviderConfig:
+    """One ``[providers.NAME]`` table, its options checked against the provider's schema."""
+
     name: str
     type: str
     options: Dict[str, Any]
@@ -88,6 +98,8 @@ class ProviderConfig:
 
 @dataclass
 class RecordConfig:
+    """One ``[[records]]`` entry: a name, a type and the provider that publishes it."""
+
     name: str
     type: str  # "A" or "AAAA"
     provider: str
@@ -114,6 +126,8 @@ class RecordConfig:
 
 @dataclass
 class Config:
+    """A whole validated config file."""
+
     path: str
     agent: AgentConfig
     ip: IpConfig
