@@ -199,3 +199,18 @@ def test_a_record_name_mistake_gets_the_fix(tmp_path, name, words):
     """An internationalized name must be written in its ASCII (IDNA) form; a URL is not a name."""
     e = _error(tmp_path, BASE.replace('"a.example.com"', f'"{name}"'))
     assert e.key == "records[0].name" and words in e.message, e.message
+
+
+def test_check_config_refuses_the_state_dir_run_would_refuse(tmp_path):
+    """check-config said OK for a state_dir that is a file; ``run`` and ``update`` then exited 2."""
+    (tmp_path / "afile").write_text("")
+    path = write_config(tmp_path, BASE.replace('state_dir = "state"', 'state_dir = "afile"'))
+    r = run_cli("check-config", "-c", path, timeout=30)
+    assert r.returncode == 2, r
+    assert r.stderr.strip() == f"edgeddns: {path}: agent.state_dir: {tmp_path / 'afile'} is not a directory", r.stderr
+    r = run_cli("update", "-c", path, timeout=30)
+    assert r.returncode == 2 and "is not a directory" in r.stderr, r
+    # A state dir that does not exist yet is fine: run creates it (check-config creates nothing).
+    path = write_config(tmp_path, BASE.replace('state_dir = "state"', 'state_dir = "later/state"'))
+    r = run_cli("check-config", "-c", path, timeout=30)
+    assert r.returncode == 0 and not (tmp_path / "later").exists(), r
