@@ -99,13 +99,13 @@ class Fleet:
             elif len(rest) == 2 and rest[1] == "state":
                 obj = _json(payload)
                 if obj is not None:
-                    self.node(rest[0]).state = obj
+                    self.node(rest[0]).state = _state_shape(obj)
             elif len(rest) == 2 and rest[1] == "result":
                 obj = _json(payload)
                 n = self.node(rest[0])
                 if (obj is not None and self.cid is not None and self._ours(obj)
                         and len(n.results) < MAX_RESULTS):
-                    n.results.append(obj)
+                    n.results.append({**obj, "record": _text(obj.get("record")), "status": _text(obj.get("status"))})
             else:  # an answer: on our response topic, or a node's own response/update topic
                 obj = _json(payload)
                 mine = topic == self.response and corr is not None and corr == (self.cid or "").encode()
@@ -116,6 +116,7 @@ class Fleet:
                 name = rest[0] if own else obj.get("node") if mine and obj is not None else None
                 if (obj is not None and obj.get("id") == self.cid and isinstance(name, str)
                         and (own or name in self.nodes)):
+                    obj = _answer_shape(obj)
                     n = self.node(name)
                     if n.answer is None or (own and n.via != "node-topic"):
                         n.answer, n.via = obj, "node-topic" if own else "response-topic"
@@ -142,6 +143,32 @@ def _json(payload: bytes) -> Optional[Dict[str, Any]]:
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     return _printable(obj) if isinstance(obj, dict) else None
+
+
+def _text(v: Any) -> Optional[str]:
+    return v if isinstance(v, str) else None
+
+
+def _state_shape(obj: Dict[str, Any]) -> Dict[str, Any]:
+    """A node's state as the controller reads it: the fields it shows, each a string or None, so one
+    node's odd JSON (an error that is a string, a clock that is a list) cannot end the whole view."""
+    records = []
+    for r in obj.get("records") if isinstance(obj.get("records"), list) else []:
+        if isinstance(r, dict):
+            err = r.get("error")
+            code = err.get("code") if isinstance(err, dict) else err
+            records.append({**{k: _text(r.get(k)) for k in ("record", "type", "provider", "ip", "status")},
+                            "error": {"code": str(code)[:80]} if err else None})
+    clock = obj.get("clock") if isinstance(obj.get("clock"), dict) else {}
+    return {**obj, "records": records, "clock": {**clock, "source": _text(clock.get("source"))}}
+
+
+def _answer_shape(obj: Dict[str, Any]) -> Dict[str, Any]:
+    """An answer's fields the controller acts on, in the types it expects (else treated as absent)."""
+    recs = obj.get("records")
+    status = obj.get("status")
+    return {**obj, "status": status if isinstance(status, str) else "invalid",
+            "records": recs if isinstance(recs, list) and all(isinstance(r, str) for r in recs) else None}
 
 
 _CONTROL = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029], "?")

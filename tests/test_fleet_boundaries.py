@@ -191,3 +191,44 @@ def test_a_nodes_state_cannot_forge_rows_or_drive_the_terminal(broker):
         assert "\n" not in js["nodes"][0]["records"][0]["record"]
     finally:
         evil.disconnect()
+
+
+def test_a_node_with_odd_shapes_cannot_break_the_controller(broker):
+    """Before: one node's state with an "error" that is a string, or a "clock" source that is an object, or
+    an answer whose "records" held an object, ended `fleet status` / `fleet update` in a traceback, so
+    nobody saw the rest of the fleet."""
+    b, ctl = broker
+    _clear(b.port)
+    evil = _client(b.port, "router1", ["edgeddns/all/cmd/update"])
+    good = _client(b.port, "router3")
+    try:
+        _publish(evil, "edgeddns/router1/state", {"records": [{"record": "a.example.com", "error": "boom",
+                                                               "ip": {"x": 1}, "status": None}, 7],
+                                                  "clock": {"source": {"x": 1}}}, retain=True)
+        _publish(evil, "edgeddns/router1/availability", b"online", retain=True)
+        _publish(good, "edgeddns/router3/state", {"records": [{"record": "router3.example.com", "type": "A",
+                                                               "ip": "93.184.216.35", "status": "unchanged"}],
+                                                  "clock": {"source": "ntp"}}, retain=True)
+        for args in (("status",), ("status", "--json")):
+            p = _fleet(ctl, *args)
+            assert p.returncode == 0 and "Traceback" not in p.stderr, p.stdout + p.stderr
+            assert "router3" in p.stdout and "93.184.216.35" in p.stdout, p.stdout
+
+        def answer(client, userdata, msg):
+            cid = json.loads(msg.payload)["id"]
+            client.publish("edgeddns/router1/response/update", json.dumps(
+                {"id": cid, "node": "router1", "status": "accepted", "records": ["a.example.com"], "ts": [], "at": {}}),
+                qos=1)
+            client.publish("edgeddns/router1/result", json.dumps({"id": cid, "record": {"x": 1}, "status": []}), qos=1)
+            client.publish("edgeddns/router1/response/update", json.dumps(
+                {"id": cid, "node": "router1", "status": {"x": 1}, "records": [{"a": 1}]}), qos=1)
+
+        evil.on_message = answer
+        for args in (("update", "--spread", "0", "--timeout", "2"),
+                     ("update", "--json", "--spread", "0", "--timeout", "2")):
+            p = _fleet(ctl, *args)
+            assert p.returncode == 1 and "Traceback" not in p.stderr, p.stdout + p.stderr
+            assert "router1" in p.stdout, p.stdout
+    finally:
+        evil.disconnect()
+        good.disconnect()
