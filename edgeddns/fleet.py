@@ -114,8 +114,10 @@ class Fleet:
                 # may write our response topic, so an answer there is believed only for a node we know
                 # of, and it is never the evidence that a node did its work (its own result topic is).
                 name = rest[0] if own else obj.get("node") if mine and obj is not None else None
-                if (obj is not None and obj.get("id") == self.cid and isinstance(name, str)
-                        and (own or name in self.nodes)):
+                # Only an answer to an update: a user allowed only cmd/status can make an agent answer a
+                # status on our response topic, with our id and correlation data (both visible in the broadcast).
+                if (obj is not None and obj.get("id") == self.cid and obj.get("action", "update") == "update"
+                        and isinstance(name, str) and (own or name in self.nodes)):
                     obj = _answer_shape(obj)
                     n = self.node(name)
                     if n.answer is None or (own and n.via != "node-topic"):

@@ -232,3 +232,21 @@ def test_a_node_with_odd_shapes_cannot_break_the_controller(broker):
     finally:
         evil.disconnect()
         good.disconnect()
+
+
+def test_an_answer_to_another_action_is_not_an_answer_to_the_update():
+    """The documented dashboard user may send only cmd/status, but reads the broadcast (its id, response topic
+    and correlation data): a status sent with those made the agent answer "ok" on the controller's topic, and
+    before, a node that had not updated counted as answered (first answer wins). The boundary, fed directly:
+    with a real broker the order of the two answers is a race."""
+    from edgeddns.fleet import Fleet
+
+    f = Fleet("edgeddns")
+    f.cid, f.response = "fleet-1", "edgeddns/ctl/c1/response"
+    f.feed("edgeddns/router2/availability", b"online", time.monotonic)
+    f.feed(f.response, json.dumps({"id": "fleet-1", "node": "router2", "action": "status", "status": "ok"}).encode(),
+           time.monotonic, b"fleet-1")
+    assert f.nodes["router2"].answer is None
+    f.feed(f.response, json.dumps({"id": "fleet-1", "node": "router2", "action": "update", "status": "accepted",
+                                   "records": None}).encode(), time.monotonic, b"fleet-1")
+    assert f.nodes["router2"].answer["status"] == "accepted" and f.nodes["router2"].via == "response-topic"
