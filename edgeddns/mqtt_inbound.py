@@ -17,7 +17,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple
 
-from edgeddns.commands import REJECT_CODES, AnswerCache, Command, Rejection, parse
+from edgeddns.commands import ACTIONS, REJECT_CODES, AnswerCache, Command, Rejection, parse
 from edgeddns.mqtt_outbound import Outbox, stamp
 
 if TYPE_CHECKING:
@@ -42,10 +42,22 @@ class Allowance:
         self.dropped = 0
         self._shedding: Dict[str, bool] = {}
 
+    def _tokens(self, kind: str, now: float) -> float:
+        tokens, at = self._buckets.get(kind, (float(self.burst), now))
+        return min(float(self.burst), tokens + (now - at) * self.rate)
+
+    def hopeless(self, kinds: Tuple[str, ...]) -> bool:
+        """True (and counted) when every kind this message could turn out to be is used up: in a
+        flood, most messages are then dropped without even being parsed."""
+        now = self.monotonic()
+        if any(self._tokens(k, now) >= 1.0 for k in kinds):
+            return False
+        self.dropped += 1
+        return True
+
     def take(self, kind: str) -> bool:
         now = self.monotonic()
-        tokens, at = self._buckets.get(kind, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - at) * self.rate)
+        tokens = self._tokens(kind, now)
         if tokens < 1.0:
             self._buckets[kind] = (tokens, now)
             self.dropped += 1
@@ -135,6 +147,8 @@ class Inbox:
         broadcast = base == self.topics["all"]
         if action == "probe" and self._probe is not None and self._is_probe(msg.payload):
             self._probe_ok.set()
+            return
+        if self.allowance.hopeless((action, "refused") if action in ACTIONS else ("refused",)):
             return
         if msg.retain and not msg.payload:
             # Clearing a retained command (mosquitto_pub -r -n) is not a command: nothing to run or answer.
