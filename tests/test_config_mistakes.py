@@ -74,6 +74,10 @@ def test_a_typo_gets_a_suggestion(tmp_path):
     assert 'did you mean "type"?' in e.message and "(allowed: " in e.message
     e = _error(tmp_path, BASE.replace("state_dir", "statedir"))
     assert 'did you mean "state_dir"?' in e.message
+    e = _error(tmp_path, BASE + "tll = 60\n")  # short keys too
+    assert 'did you mean "ttl"?' in e.message, e.message
+    e = _error(tmp_path, BASE + MQTT + 'hostname = "b"\n')
+    assert 'did you mean "host"?' in e.message, e.message
     e = _error(tmp_path, BASE + "colour = 1\n")  # nothing close: no guess
     assert "did you mean" not in e.message
 
@@ -214,3 +218,10 @@ def test_check_config_refuses_the_state_dir_run_would_refuse(tmp_path):
     path = write_config(tmp_path, BASE.replace('state_dir = "state"', 'state_dir = "later/state"'))
     r = run_cli("check-config", "-c", path, timeout=30)
     assert r.returncode == 0 and not (tmp_path / "later").exists(), r
+
+
+def test_a_provider_key_in_the_wrong_provider_gets_no_header_hint(tmp_path):
+    """``username`` under cloudflare is a provider mistake (dyndns2 takes it), not a misplaced [mqtt] key."""
+    e = _error(tmp_path, BASE + '[providers.cf]\ntype = "cloudflare"\napi_token = "env:T"\nusername = "me"\n'
+               .replace('"env:T"', '"tok-123456"'))
+    assert e.key == "providers.cf.username" and "belongs in" not in e.message, e.message

@@ -51,18 +51,17 @@ class Reader:
         for k in data:
             if k not in allowed:
                 where = f"{key}.{k}" if key else k
-                from difflib import get_close_matches  # only on this error path
+                from edgeddns.config.sections import home_of  # only on this error path
 
-                close = get_close_matches(k, sorted(allowed), n=1, cutoff=0.75)
-                guess = f', did you mean "{close[0]}"?' if close else ""
-                if not close:
-                    from edgeddns.config.sections import home_of
+                home = home_of(k)
+                if home is not None and key != home:
+                    # TOML's trap: a key belongs to the last [header] above it (often a [[records]]).
+                    guess = f": it belongs in [{home}] (in TOML a key belongs to the last [table] header above it)"
+                else:
+                    from difflib import get_close_matches
 
-                    home = home_of(k)
-                    if home is not None and key != home:
-                        # TOML's trap: a key belongs to the last [header] above it (often a [[records]]).
-                        guess = (f": it belongs in [{home}] (in TOML a key belongs to the last [table] "
-                                 f"header above it)")
+                    close = get_close_matches(k, sorted(allowed), n=1, cutoff=0.6)
+                    guess = f', did you mean "{close[0]}"?' if close else ""
                 raise self.fail(where, f"unknown key{guess} (allowed: {', '.join(sorted(allowed))})")
 
     def get(self, data: Dict[str, Any], key: str, name: str, kind: type, default: Any = None,

@@ -20,7 +20,11 @@ CLOCK_KEYS = frozenset({"mode", "ntp_servers", "max_age", "timeout"})
 def home_of(key: str) -> Optional[str]:
     """The one top-level table ``key`` belongs to, for an unknown key's message (None: several or none)."""
     from edgeddns.config.mqtt_section import MQTT_KEYS
+    from edgeddns.providers import PROVIDERS, provider_class
 
+    # A key some provider takes (username, zone, ttl) is no sign of a misplaced header.
+    if any(key in provider_class(t).OPTIONS or key in provider_class(t).RECORD_OPTIONS for t in PROVIDERS):
+        return None
     homes = [name for name, keys in (("agent", AGENT_KEYS), ("ip", IP_KEYS), ("clock", CLOCK_KEYS),
                                      ("mqtt", MQTT_KEYS)) if key in keys]
     return homes[0] if len(homes) == 1 else None
