@@ -338,7 +338,7 @@ class Detector:
             raise AddressError(f"no such interface {arg!r} in netifd")
         try:
             status: Dict = json.loads(proc.stdout)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise AddressError("ubus printed malformed JSON") from None
         if not isinstance(status, dict):
             raise AddressError("ubus printed no interface status")

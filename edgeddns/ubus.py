@@ -141,7 +141,7 @@ def parse(line: str) -> Optional[tuple]:
     """``(kind, interface, status)`` of one ``ubus subscribe`` line, or None."""
     try:
         obj = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # deep nesting is RecursionError: it ended the reading thread
         return None
     if not isinstance(obj, dict) or len(obj) != 1:
         return None
@@ -290,7 +290,7 @@ class UbusSource:
                 for line in lines(watcher.stdout):
                     try:
                         event = json.loads(line).get("ubus.object.add") or {}
-                    except (ValueError, AttributeError):
+                    except (ValueError, AttributeError, RecursionError):
                         continue
                     if isinstance(event, dict) and event.get("path") == SUBSCRIBE[2]:
                         log.info("ubus: netifd registered network.interface again (restarted?); resubscribing")

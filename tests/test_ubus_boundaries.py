@@ -100,3 +100,23 @@ def test_netifd_addresses_are_used_only_in_canonical_form(tmp_path):
     res = json.loads(p.stdout.splitlines()[0])
     assert res["ip"] == "2606:4700::2", res  # the other address, in canonical form
     assert "2606:4700::2 router.example.com" in read(tmp_path / "hosts")
+
+
+def test_a_deeply_nested_line_does_not_end_the_subscription(tmp_path):
+    """Before: json.loads raised RecursionError (not ValueError) on a line of 100,000 nested brackets, which
+    ended the reading thread; the child and the ubus.pid marker stayed, so the hotplug fallback stood aside
+    too, and no later notification was ever handled."""
+    cfg = load(write_config(tmp_path, CFG.format(d=tmp_path, rtype="A")))
+    script = ("import sys,time; w=sys.stdout.write; deep='['*100000+']'*100000; w(deep+'\\n'); "
+              "w('{\"interface.update\": {\"interface\": \"wan\", \"data\": '+deep+'}}\\n'); "
+              f"w({json.dumps(json.dumps(UPDATE))} + '\\n'); sys.stdout.flush(); time.sleep(60)")
+    src = UbusSource(cfg, argv=[sys.executable, "-c", script], watch_argv=None, settle=0.05)
+    agent = _Agent(cfg)
+    try:
+        src.start(agent)
+        end = time.monotonic() + 30
+        while not agent.events and time.monotonic() < end:
+            time.sleep(0.02)
+    finally:
+        src.stop()
+    assert agent.events and agent.events[0].interfaces["wan"]["ipv4-address"][0]["address"] == "93.184.216.34"
