@@ -132,6 +132,8 @@ class AlidnsProvider(Provider):
                          doc='"v1" (RPC, HMAC-SHA1) or "v3" (ACS3-HMAC-SHA256)'),
     }
     SIGNED = True
+    DISPLAY = "Alidns"
+    ZONES_OF = "domain in this account"
 
     def __init__(self, ctx, nonce: Callable[[], str] = _uuid4):
         super().__init__(ctx)
@@ -256,16 +258,6 @@ class AlidnsProvider(Provider):
             if page * 100 >= total or not doms:
                 return found
             page += 1
-
-    def zone_for(self, record: RecordConfig) -> str:
-        """The longest suffix of the name that the account owns."""
-        if record.zone:
-            return record.zone
-        assert self.zones is not None
-        found = self.zones.find(record.name)
-        if found is None:
-            raise NotFoundError(f"Alidns: no domain in this account holds {record.name}")
-        return found[0]
 
     def create(self, record: RecordConfig, value: str) -> RemoteRecord:
         zone = self.zone_for(record)

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from edgeddns.clock import Clock
     from edgeddns.config import ProviderConfig, RecordConfig
     from edgeddns.http import HttpClient
-    from edgeddns.providers.zones import ZoneResolver
+    from edgeddns.providers.zones import Zone, ZoneResolver
 
 
 @dataclass
@@ -73,6 +73,10 @@ class Provider:
     #: the engine passes ``retrying=True`` to ``ensure`` when this record's last attempt failed,
     #: so side effects after the write (hosts' reload_cmd) are done again even if the record is right
     WANTS_RETRYING = False
+    #: the service's name at the head of its messages ("DigitalOcean")
+    DISPLAY = ""
+    #: what holds names at this service, in the "no zone" message ("domain of this account")
+    ZONES_OF = "zone of this account"
 
     def __init__(self, ctx: ProviderContext):
         self.ctx = ctx
@@ -122,6 +126,21 @@ class Provider:
         url = getattr(self, "endpoint", None) or self.config.endpoint
         if url and url.startswith("https://"):
             self.ctx.http.request("GET", url)
+
+    def held_zone(self, name: str) -> Zone:
+        """(zone, zone id) of the longest zone the account holds for ``name``; not_found when none does."""
+        from edgeddns.errors import NotFoundError
+
+        assert self.zones is not None
+        found = self.zones.find(name)
+        if found is None:
+            raise NotFoundError(f"{self.DISPLAY or self.config.type}: no {self.ZONES_OF} holds {name}")
+        return found
+
+    def zone_for(self, record: RecordConfig) -> str:
+        """The record's zone: its own, else the longest one the account holds (services addressed by
+        zone name; those addressed by zone id override this to return (zone, id))."""
+        return record.zone or self.held_zone(record.name)[0]
 
     def forget_zones(self) -> None:
         """The service answered ``not_found``: the next record asks for its zone again."""

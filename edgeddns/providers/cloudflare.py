@@ -12,11 +12,11 @@ it, so an update never turns Cloudflare's proxy on or off behind their back.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
-from urllib.parse import urlsplit
 
 from edgeddns.errors import AuthError, NotFoundError, ProviderError, RateLimitedError
 from edgeddns.options import Opt, Secret
-from edgeddns.providers.base import Provider, RemoteRecord
+from edgeddns.providers._jsonapi import JsonApiProvider
+from edgeddns.providers.base import RemoteRecord
 
 if TYPE_CHECKING:
     from edgeddns.config import RecordConfig
@@ -75,7 +75,7 @@ def map_error(status: int, errors: List[Dict[str, Any]], retry_after: Optional[f
     return ProviderError(message, retryable=status >= 500, retry_after=retry_after)
 
 
-class CloudflareProvider(Provider):
+class CloudflareProvider(JsonApiProvider):
     OPTIONS = {
         "api_token": Opt(Secret, required=True, doc="API token with Zone.DNS:Edit (and Zone:Read for lookup)"),
         "zone_id": Opt(str, check=_zone_id_ok, doc="zone ID; skips the zone lookup for every record"),
@@ -84,16 +84,12 @@ class CloudflareProvider(Provider):
         "proxied": Opt(bool, doc="proxy through Cloudflare; unset keeps an existing record's flag"),
     }
 
-    def __init__(self, ctx):
-        super().__init__(ctx)
-        self.base = (self.config.endpoint or ENDPOINT).rstrip("/")
-        from edgeddns.providers.zones import ZoneResolver
+    ENDPOINT = ENDPOINT
+    DISPLAY = "Cloudflare"
+    ZONES_OF = "zone visible to this API token"
 
-        self.zones = ZoneResolver(monotonic=ctx.monotonic, lookup=self._lookup_zone)
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.base).hostname or "cloudflare"
+    def _zone_sources(self):
+        return {"lookup": self._lookup_zone}  # a token may see zones it cannot list
 
     # -- transport --------------------------------------------------------
     def call(self, method: str, path: str, *, params: Optional[Dict[str, str]] = None,
@@ -139,10 +135,7 @@ class CloudflareProvider(Provider):
             if zid is None:
                 raise NotFoundError(f"Cloudflare: zone {record.zone} is not visible to this API token")
             return record.zone, zid
-        found = self.zones.find(record.name)
-        if found is None:
-            raise NotFoundError(f"Cloudflare: no zone visible to this API token holds {record.name}")
-        return found
+        return self.held_zone(record.name)
 
     # -- records ----------------------------------------------------------
     def find(self, record: RecordConfig) -> List[RemoteRecord]:

@@ -9,11 +9,12 @@ carries ``ratelimit-reset`` (epoch seconds).
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-from edgeddns.errors import AuthError, NotFoundError, ProviderError, RateLimitedError
+from edgeddns.errors import RateLimitedError
 from edgeddns.options import Opt, Secret
-from edgeddns.providers.base import Provider, RemoteRecord, split_name
+from edgeddns.providers._jsonapi import JsonApiProvider, error_body, status_error
+from edgeddns.providers.base import RemoteRecord, split_name
 
 if TYPE_CHECKING:
     from edgeddns.config import RecordConfig
@@ -22,21 +23,13 @@ if TYPE_CHECKING:
 ENDPOINT = "https://api.digitalocean.com/v2"
 
 
-class DigitaloceanProvider(Provider):
+class DigitaloceanProvider(JsonApiProvider):
     OPTIONS = {
         "api_token": Opt(Secret, required=True, doc="personal access token (domain read/update scopes)"),
     }
-
-    def __init__(self, ctx):
-        super().__init__(ctx)
-        self.base = (self.config.endpoint or ENDPOINT).rstrip("/")
-        from edgeddns.providers.zones import ZoneResolver
-
-        self.zones = ZoneResolver(monotonic=ctx.monotonic, list_zones=self._list_zones)
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.base).hostname or "digitalocean"
+    ENDPOINT = ENDPOINT
+    DISPLAY = "DigitalOcean"
+    ZONES_OF = "domain of this account"
 
     def call(self, method: str, path: str, *, params: Optional[Dict[str, str]] = None,
              body: Optional[Dict[str, Any]] = None) -> Any:
@@ -47,10 +40,7 @@ class DigitaloceanProvider(Provider):
     def _check(self, resp: HttpResponse) -> Any:
         if 200 <= resp.status < 300:
             return resp.json() if resp.body else None
-        try:
-            data = resp.json()
-        except ProviderError:
-            data = None
+        data = error_body(resp)
         ident = message = ""
         if isinstance(data, dict):
             ident, message = str(data.get("id") or ""), str(data.get("message") or "")
@@ -61,11 +51,7 @@ class DigitaloceanProvider(Provider):
             if wait is None and reset and reset.isdigit():
                 wait = max(0.0, float(reset) - self.ctx.clock.now())
             raise RateLimitedError(text, retry_after=wait)
-        if resp.status in (401, 403):
-            raise AuthError(text)
-        if resp.status == 404:
-            raise NotFoundError(text)
-        raise ProviderError(text, retryable=resp.status >= 500)
+        raise status_error(resp.status, text)
 
     def _list_zones(self) -> Dict[str, str]:
         from edgeddns.providers.zones import MAX_PAGES, too_many_pages
@@ -81,15 +67,6 @@ class DigitaloceanProvider(Provider):
             if page >= MAX_PAGES:
                 raise too_many_pages("DigitalOcean")
             page += 1
-
-    def zone_for(self, record: RecordConfig) -> str:
-        if record.zone:
-            return record.zone
-        assert self.zones is not None
-        found = self.zones.find(record.name)
-        if found is None:
-            raise NotFoundError(f"DigitalOcean: no domain of this account holds {record.name}")
-        return found[0]
 
     def find(self, record: RecordConfig) -> List[RemoteRecord]:
         zone = self.zone_for(record)

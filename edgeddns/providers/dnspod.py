@@ -101,6 +101,8 @@ class DnspodProvider(Provider):
         "line": Opt(str, default=DEFAULT_LINE, doc="resolution line for new records"),
     }
     SIGNED = True
+    DISPLAY = "DNSPod"
+    ZONES_OF = "domain in this account"
 
     @classmethod
     def check_config(cls, cfg, resolve_path):
@@ -185,16 +187,6 @@ class DnspodProvider(Provider):
             offset += len(doms)
             if not doms or offset >= int(total):
                 return owned
-
-    def zone_for(self, record: RecordConfig) -> str:
-        """The record's zone: given, or the longest suffix the account owns."""
-        if record.zone:
-            return record.zone
-        assert self.zones is not None
-        found = self.zones.find(record.name)
-        if found is None:
-            raise NotFoundError(f"DNSPod: no domain in this account holds {record.name}")
-        return found[0]
 
     # -- records -----------------------------------------------------------
 

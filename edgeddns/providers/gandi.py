@@ -9,11 +9,11 @@ is the record's ``zone``, else the longest of ``GET /v5/livedns/domains``.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-from edgeddns.errors import AuthError, NotFoundError, ProviderError, RateLimitedError
 from edgeddns.options import Opt, Secret
-from edgeddns.providers.base import Provider, split_name
+from edgeddns.providers._jsonapi import JsonApiProvider, error_body, status_error
+from edgeddns.providers.base import split_name
 
 if TYPE_CHECKING:
     from edgeddns.config import RecordConfig
@@ -27,24 +27,16 @@ class _Absent(Exception):
     pass
 
 
-class GandiProvider(Provider):
+class GandiProvider(JsonApiProvider):
     OPTIONS = {
         "token": Opt(Secret, required=True, doc="personal access token with the 'Manage domain name technical "
                                                 "configurations' permission"),
         "ttl": Opt(int, default=300, check=lambda v: None if MIN_TTL <= v <= 2592000 else "must be 300..2592000",
                    doc="TTL of records whose ttl is not set"),
     }
-
-    def __init__(self, ctx):
-        super().__init__(ctx)
-        self.base = (self.config.endpoint or ENDPOINT).rstrip("/")
-        from edgeddns.providers.zones import ZoneResolver
-
-        self.zones = ZoneResolver(monotonic=ctx.monotonic, list_zones=self._list_zones)
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.base).hostname or "gandi"
+    ENDPOINT = ENDPOINT
+    DISPLAY = "Gandi"
+    ZONES_OF = "LiveDNS domain of this account"
 
     def call(self, method: str, path: str, body: Optional[Dict[str, Any]] = None, *, absent_ok: bool = False) -> Any:
         headers = {"Authorization": "Bearer " + self.options["token"].reveal()}
@@ -56,33 +48,15 @@ class GandiProvider(Provider):
     def _check(self, resp: HttpResponse) -> Any:
         if 200 <= resp.status < 300:
             return resp.json() if resp.body else None
-        try:
-            data = resp.json()
-        except ProviderError:
-            data = None
+        data = error_body(resp)
         message = str(data.get("message") or "") if isinstance(data, dict) else ""
         text = f"Gandi HTTP {resp.status}: {message or resp.text[:100]}"[:300]
-        if resp.status == 429:
-            raise RateLimitedError(text, retry_after=resp.retry_after())
-        if resp.status in (401, 403):
-            raise AuthError(text + (" (does the token have the domain's technical-configuration permission?)"
-                                    if resp.status == 403 else ""))
-        if resp.status == 404:
-            raise NotFoundError(text)
-        raise ProviderError(text, retryable=resp.status >= 500, retry_after=resp.retry_after())
+        hint = " (does the token have the domain's technical-configuration permission?)"
+        raise status_error(resp.status, text, resp.retry_after(), auth_text=text + hint if resp.status == 403 else None)
 
     def _list_zones(self) -> Dict[str, str]:
         data = self.call("GET", "/domains") or []
         return {str(d["fqdn"]).lower(): "" for d in data if isinstance(d, dict) and d.get("fqdn")}
-
-    def zone_for(self, record: RecordConfig) -> str:
-        if record.zone:
-            return record.zone
-        assert self.zones is not None
-        found = self.zones.find(record.name)
-        if found is None:
-            raise NotFoundError(f"Gandi: no LiveDNS domain of this account holds {record.name}")
-        return found[0]
 
     def _url(self, record: RecordConfig) -> str:
         zone = self.zone_for(record)

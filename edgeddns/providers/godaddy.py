@@ -9,11 +9,12 @@ GoDaddy answers accounts it does not admit to the API, whatever the key.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-from edgeddns.errors import AuthError, NotFoundError, ProviderError, RateLimitedError
+from edgeddns.errors import ProviderError
 from edgeddns.options import Opt, Secret
-from edgeddns.providers.base import Provider, split_name
+from edgeddns.providers._jsonapi import JsonApiProvider, error_body, status_error
+from edgeddns.providers.base import split_name
 
 if TYPE_CHECKING:
     from edgeddns.config import RecordConfig
@@ -29,33 +30,21 @@ NOT_ADMITTED = ("GoDaddy refuses this account API access (ACCESS_DENIED): the ke
 
 def map_error(status: int, code: str, message: str, retry_after: Optional[float]) -> ProviderError:
     text = f"GoDaddy {code or 'HTTP ' + str(status)}: {message}"[:300]
-    if status == 429 or code == "TOO_MANY_REQUESTS":
-        return RateLimitedError(text, retry_after=retry_after)
-    if code == "ACCESS_DENIED":
-        return AuthError(f"{NOT_ADMITTED} ({message})"[:400])
-    if status in (401, 403) or code in ("UNABLE_TO_AUTHENTICATE", "NOT_AUTHORIZED"):
-        return AuthError(text)
-    if status == 404 or code in ("UNKNOWN_DOMAIN", "NOT_FOUND"):
-        return NotFoundError(text)
-    return ProviderError(text, retryable=status >= 500, retry_after=retry_after)
+    denied = code == "ACCESS_DENIED"
+    return status_error(status, text, retry_after, rate_limited=code == "TOO_MANY_REQUESTS",
+                        auth=denied or code in ("UNABLE_TO_AUTHENTICATE", "NOT_AUTHORIZED"),
+                        not_found=code in ("UNKNOWN_DOMAIN", "NOT_FOUND"),
+                        auth_text=f"{NOT_ADMITTED} ({message})"[:400] if denied else None)
 
 
-class GodaddyProvider(Provider):
+class GodaddyProvider(JsonApiProvider):
     OPTIONS = {
         "api_key": Opt(str, required=True, header=True, doc="production API key (developer.godaddy.com/keys)"),
         "api_secret": Opt(Secret, required=True, doc="its secret"),
     }
-
-    def __init__(self, ctx):
-        super().__init__(ctx)
-        self.base = (self.config.endpoint or ENDPOINT).rstrip("/")
-        from edgeddns.providers.zones import ZoneResolver
-
-        self.zones = ZoneResolver(monotonic=ctx.monotonic, list_zones=self._list_zones)
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.base).hostname or "godaddy"
+    ENDPOINT = ENDPOINT
+    DISPLAY = "GoDaddy"
+    ZONES_OF = "active domain of this account"
 
     def call(self, method: str, path: str, body: Any = None, params: Optional[Dict[str, str]] = None) -> Any:
         headers = {"Authorization": f"sso-key {self.options['api_key']}:{self.options['api_secret'].reveal()}",
@@ -66,10 +55,7 @@ class GodaddyProvider(Provider):
     def _check(self, resp: HttpResponse) -> Any:
         if 200 <= resp.status < 300:
             return resp.json() if resp.body.strip() else None
-        try:
-            data = resp.json()
-        except ProviderError:
-            data = None
+        data = error_body(resp)
         code = message = ""
         retry = resp.retry_after()
         if isinstance(data, dict):
@@ -81,15 +67,6 @@ class GodaddyProvider(Provider):
     def _list_zones(self) -> Dict[str, str]:
         data = self.call("GET", "/domains", params={"statuses": "ACTIVE", "limit": "1000"}) or []
         return {str(d["domain"]).lower(): "" for d in data if isinstance(d, dict) and d.get("domain")}
-
-    def zone_for(self, record: RecordConfig) -> str:
-        if record.zone:
-            return record.zone
-        assert self.zones is not None
-        found = self.zones.find(record.name)
-        if found is None:
-            raise NotFoundError(f"GoDaddy: no active domain of this account holds {record.name}")
-        return found[0]
 
     def _url(self, record: RecordConfig) -> str:
         zone = self.zone_for(record)

@@ -10,11 +10,12 @@ Errors are ``{"message": ...}`` from the gateway (401, 429) or
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-from edgeddns.errors import AuthError, NotFoundError, ProviderError, RateLimitedError
+from edgeddns.errors import NotFoundError
 from edgeddns.options import Opt, Secret
-from edgeddns.providers.base import Provider, RemoteRecord, split_name
+from edgeddns.providers._jsonapi import JsonApiProvider, error_body, status_error
+from edgeddns.providers.base import RemoteRecord, split_name
 
 if TYPE_CHECKING:
     from edgeddns.config import RecordConfig
@@ -33,21 +34,12 @@ def _message(data: Any) -> str:
     return ""
 
 
-class HetznerProvider(Provider):
+class HetznerProvider(JsonApiProvider):
     OPTIONS = {
         "api_token": Opt(Secret, required=True, doc="DNS Console API token (sent as Auth-API-Token)"),
     }
-
-    def __init__(self, ctx):
-        super().__init__(ctx)
-        self.base = (self.config.endpoint or ENDPOINT).rstrip("/")
-        from edgeddns.providers.zones import ZoneResolver
-
-        self.zones = ZoneResolver(monotonic=ctx.monotonic, list_zones=self._list_zones)
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.base).hostname or "hetzner"
+    ENDPOINT = ENDPOINT
+    DISPLAY = "Hetzner DNS"
 
     def call(self, method: str, path: str, *, params: Optional[Dict[str, str]] = None,
              body: Optional[Dict[str, Any]] = None) -> Any:
@@ -58,18 +50,9 @@ class HetznerProvider(Provider):
     def _check(self, resp: HttpResponse) -> Any:
         if 200 <= resp.status < 300:
             return resp.json()
-        try:
-            data = resp.json()
-        except ProviderError:
-            data = None
+        data = error_body(resp)
         text = f"Hetzner DNS HTTP {resp.status}: {_message(data) or resp.text[:100]}"[:300]
-        if resp.status == 429:
-            raise RateLimitedError(text, retry_after=resp.retry_after())
-        if resp.status in (401, 403):
-            raise AuthError(text)
-        if resp.status == 404:
-            raise NotFoundError(text)
-        raise ProviderError(text, retryable=resp.status >= 500, retry_after=resp.retry_after())
+        raise status_error(resp.status, text, resp.retry_after())
 
     def _list_zones(self) -> Dict[str, str]:
         from edgeddns.providers.zones import MAX_PAGES, too_many_pages
@@ -95,10 +78,7 @@ class HetznerProvider(Provider):
             if zid is None:
                 raise NotFoundError(f"Hetzner DNS: zone {record.zone} is not in this account")
             return record.zone, zid
-        found = self.zones.find(record.name)
-        if found is None:
-            raise NotFoundError(f"Hetzner DNS: no zone of this account holds {record.name}")
-        return found
+        return self.held_zone(record.name)
 
     def find(self, record: RecordConfig) -> List[RemoteRecord]:
         zone, zid = self.zone_for(record)

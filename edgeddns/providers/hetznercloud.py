@@ -11,11 +11,11 @@ addressed by its name, so no zone id is looked up. Errors are
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-from edgeddns.errors import AuthError, NotFoundError, ProviderError, RateLimitedError
 from edgeddns.options import Opt, Secret
-from edgeddns.providers.base import Provider, split_name
+from edgeddns.providers._jsonapi import JsonApiProvider, error_body, status_error
+from edgeddns.providers.base import split_name
 
 if TYPE_CHECKING:
     from edgeddns.config import RecordConfig
@@ -28,23 +28,15 @@ class _Absent(Exception):
     pass
 
 
-class HetznercloudProvider(Provider):
+class HetznercloudProvider(JsonApiProvider):
     OPTIONS = {
         "api_token": Opt(Secret, required=True, doc="a Cloud project API token with Read & Write permission"),
         "ttl": Opt(int, default=300, check=lambda v: None if 60 <= v <= 2147483647 else "must be at least 60",
                    doc="TTL of new RRsets whose record sets no ttl"),
     }
-
-    def __init__(self, ctx):
-        super().__init__(ctx)
-        self.base = (self.config.endpoint or ENDPOINT).rstrip("/")
-        from edgeddns.providers.zones import ZoneResolver
-
-        self.zones = ZoneResolver(monotonic=ctx.monotonic, list_zones=self._list_zones)
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.base).hostname or "hetznercloud"
+    ENDPOINT = ENDPOINT
+    DISPLAY = "Hetzner Cloud"
+    ZONES_OF = "zone of this project"
 
     def call(self, method: str, path: str, body: Optional[Dict[str, Any]] = None, *,
              params: Optional[Dict[str, str]] = None, absent_ok: bool = False) -> Any:
@@ -57,21 +49,13 @@ class HetznercloudProvider(Provider):
     def _check(self, resp: HttpResponse) -> Any:
         if 200 <= resp.status < 300:
             return resp.json() if resp.body else None
-        try:
-            data = resp.json()
-        except ProviderError:
-            data = None
+        data = error_body(resp)
         err = data.get("error") if isinstance(data, dict) else None
         code = str(err.get("code") or "") if isinstance(err, dict) else ""
         message = str(err.get("message") or "") if isinstance(err, dict) else ""
         text = f"Hetzner Cloud {code or 'HTTP ' + str(resp.status)}: {message}"[:300]
-        if resp.status == 429 or code == "rate_limit_exceeded":
-            raise RateLimitedError(text, retry_after=resp.retry_after())
-        if resp.status in (401, 403) or code in ("unauthorized", "forbidden", "token_readonly"):
-            raise AuthError(text)
-        if resp.status == 404:
-            raise NotFoundError(text)
-        raise ProviderError(text, retryable=resp.status >= 500, retry_after=resp.retry_after())
+        raise status_error(resp.status, text, resp.retry_after(), rate_limited=code == "rate_limit_exceeded",
+                           auth=code in ("unauthorized", "forbidden", "token_readonly"))
 
     def _list_zones(self) -> Dict[str, str]:
         from edgeddns.providers.zones import MAX_PAGES, too_many_pages
@@ -89,15 +73,6 @@ class HetznercloudProvider(Provider):
             if page >= MAX_PAGES or int(nxt) <= page:  # a "next" that goes back would loop
                 raise too_many_pages("Hetzner Cloud")
             page = int(nxt)
-
-    def zone_for(self, record: RecordConfig) -> str:
-        if record.zone:
-            return record.zone
-        assert self.zones is not None
-        found = self.zones.find(record.name)
-        if found is None:
-            raise NotFoundError(f"Hetzner Cloud: no zone of this project holds {record.name}")
-        return found[0]
 
     def _rrset_path(self, zone: str, record: RecordConfig) -> str:
         return (f"/zones/{quote(zone, safe='')}/rrsets/{quote(split_name(record.name, zone), safe='@')}/"

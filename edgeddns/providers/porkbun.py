@@ -12,11 +12,12 @@ errors come with HTTP 400 and a ``message``.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-from edgeddns.errors import AuthError, NotFoundError, ProviderError, RateLimitedError
+from edgeddns.errors import ProviderError
 from edgeddns.options import Opt, Secret
-from edgeddns.providers.base import Provider, RemoteRecord, split_name
+from edgeddns.providers._jsonapi import JsonApiProvider, status_error
+from edgeddns.providers.base import RemoteRecord, split_name
 
 if TYPE_CHECKING:
     from edgeddns.config import RecordConfig
@@ -29,33 +30,20 @@ MIN_TTL = 600  # Porkbun's minimum (and default)
 def map_error(status: int, message: str, retry_after: Optional[float]) -> ProviderError:
     text = f"Porkbun: {message or 'HTTP ' + str(status)}"[:300]
     low = message.lower()
-    if status == 429 or "rate limit" in low or "too many" in low:
-        return RateLimitedError(text, retry_after=retry_after)
-    if "api key" in low or "opted in to api access" in low or status in (401, 403):
-        if "opted in" in low:
-            text += " (enable API ACCESS for the domain in Porkbun's Domain Management)"
-        return AuthError(text)
-    if "invalid domain" in low or status == 404:
-        return NotFoundError(text)
-    return ProviderError(text, retryable=status >= 500, retry_after=retry_after)
+    hint = " (enable API ACCESS for the domain in Porkbun's Domain Management)" if "opted in" in low else ""
+    return status_error(status, text, retry_after, rate_limited="rate limit" in low or "too many" in low,
+                        auth="api key" in low or "opted in to api access" in low,
+                        not_found="invalid domain" in low, auth_text=text + hint)
 
 
-class PorkbunProvider(Provider):
+class PorkbunProvider(JsonApiProvider):
     OPTIONS = {
         "api_key": Opt(str, required=True, header=False, doc="API key (pk1_...), sent in the JSON body"),
         "secret_api_key": Opt(Secret, required=True, header=False, doc="secret API key (sk1_...), in the body"),
     }
-
-    def __init__(self, ctx):
-        super().__init__(ctx)
-        self.base = (self.config.endpoint or ENDPOINT).rstrip("/")
-        from edgeddns.providers.zones import ZoneResolver
-
-        self.zones = ZoneResolver(monotonic=ctx.monotonic, list_zones=self._list_zones)
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.base).hostname or "porkbun"
+    ENDPOINT = ENDPOINT
+    DISPLAY = "Porkbun"
+    ZONES_OF = "domain of this account"
 
     def call(self, path: str, body: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         payload = {"apikey": self.options["api_key"], "secretapikey": self.options["secret_api_key"].reveal()}
@@ -88,15 +76,6 @@ class PorkbunProvider(Provider):
             if start >= 1000 * (MAX_PAGES - 1):
                 raise too_many_pages("Porkbun")
             start += len(page)
-
-    def zone_for(self, record: RecordConfig) -> str:
-        if record.zone:
-            return record.zone
-        assert self.zones is not None
-        found = self.zones.find(record.name)
-        if found is None:
-            raise NotFoundError(f"Porkbun: no domain of this account holds {record.name}")
-        return found[0]
 
     def _path(self, action: str, record: RecordConfig) -> str:
         zone = self.zone_for(record)

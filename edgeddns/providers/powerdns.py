@@ -11,11 +11,12 @@ the SOA serial according to the zone's SOA-EDIT-API.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-from edgeddns.errors import AuthError, NotFoundError, ProviderError, RateLimitedError
+from edgeddns.errors import ProviderError
 from edgeddns.options import Opt, Secret
-from edgeddns.providers.base import Provider, zone_holds
+from edgeddns.providers._jsonapi import JsonApiProvider, status_error
+from edgeddns.providers.base import zone_holds
 
 if TYPE_CHECKING:
     from edgeddns.config import ProviderConfig, RecordConfig
@@ -26,7 +27,7 @@ def _ttl_ok(v: int) -> Optional[str]:
     return None if 0 < v <= 604800 else "must be between 1 and 604800"
 
 
-class PowerdnsProvider(Provider):
+class PowerdnsProvider(JsonApiProvider):
     OPTIONS = {
         "api_key": Opt(Secret, required=True, doc="the server's api-key (X-API-Key)"),
         "server_id": Opt(str, default="localhost", doc="the server id in the API path"),
@@ -34,15 +35,13 @@ class PowerdnsProvider(Provider):
         "ttl": Opt(int, default=300, check=_ttl_ok, doc="TTL of records whose ttl is not set"),
     }
 
+    DISPLAY = "PowerDNS"
+
     def __init__(self, ctx):
         super().__init__(ctx)
-        base = (self.config.endpoint or "").rstrip("/")
-        if not base.endswith("/api/v1"):
-            base += "/api/v1"
+        base = self.base if self.base.endswith("/api/v1") else self.base + "/api/v1"
         self.base = f"{base}/servers/{quote(self.options.get('server_id') or 'localhost', safe='')}"
-        from edgeddns.providers.zones import ZoneResolver
-
-        self.zones = ZoneResolver(monotonic=ctx.monotonic, list_zones=self._list_zones)
+        self.ZONES_OF = f"zone on server {self.options.get('server_id')}"
 
     @classmethod
     def check_config(cls, cfg: ProviderConfig, resolve_path) -> Optional[Tuple[str, str]]:
@@ -53,10 +52,6 @@ class PowerdnsProvider(Provider):
     @classmethod
     def check_record(cls, cfg: ProviderConfig, record: RecordConfig) -> Optional[Tuple[str, str]]:
         return zone_holds(cfg, record)
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.base).hostname or "powerdns"
 
     # -- transport ----------------------------------------------------------
 
@@ -81,13 +76,7 @@ class PowerdnsProvider(Provider):
             pass
         text = "".join(c if c.isprintable() else " " for c in text[:200])
         message = f"PowerDNS HTTP {resp.status}: {text}"
-        if resp.status in (401, 403):
-            raise AuthError(message + " (check api_key)")
-        if resp.status == 404:
-            raise NotFoundError(message)
-        if resp.status == 429:
-            raise RateLimitedError(message, retry_after=resp.retry_after())
-        raise ProviderError(message, retryable=resp.status >= 500, retry_after=resp.retry_after())
+        raise status_error(resp.status, message, resp.retry_after(), auth_text=message + " (check api_key)")
 
     # -- zones ----------------------------------------------------------------
 
@@ -104,11 +93,7 @@ class PowerdnsProvider(Provider):
         if zone is not None:
             # The id of a zone is its name with the final dot (PowerDNS escapes "/" as "=2F").
             return zone, zone + "."
-        assert self.zones is not None
-        found = self.zones.find(record.name)
-        if found is None:
-            raise NotFoundError(f"PowerDNS: no zone on server {self.options.get('server_id')} holds {record.name}")
-        return found
+        return self.held_zone(record.name)
 
     # -- records ------------------------------------------------------------
 
