@@ -106,7 +106,7 @@ def request(path: str, obj: Dict[str, Any], timeout: float = 2.0) -> Dict[str, A
         s.close()
     try:
         reply = json.loads(buf.split(b"\n", 1)[0].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise ControlError("the agent sent a malformed reply", "protocol") from None
     if not isinstance(reply, dict):
         raise ControlError("the agent sent a malformed reply", "protocol")

@@ -197,7 +197,7 @@ class ControlServer:
         """One request line in, one reply object out; never raises."""
         try:
             req = json.loads(line.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):  # 4 KiB can nest past the recursion limit
             return _error("bad_request", "not a JSON object")
         if not isinstance(req, dict):
             return _error("bad_request", "not a JSON object")

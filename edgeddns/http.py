@@ -44,7 +44,7 @@ class HttpResponse:
     def json(self) -> Any:
         try:
             return _json.loads(self.body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):  # deep nesting is RecursionError
             snippet = self.text[:120].replace("\n", " ")
             raise ProviderError(f"HTTP {self.status} from {urlsplit(self.url).hostname}: "
                                 f"malformed JSON: {snippet!r}") from None

@@ -272,3 +272,71 @@ def test_zone_lists_that_never_end_are_cut(tmp_path, ptype):
         assert res["status"] == "failed" and "pages" in res["error"]["message"], res
     finally:
         srv.shutdown()
+
+
+def test_deeply_nested_json_is_a_malformed_answer_not_an_internal_error(tmp_path):
+    """Before: json.loads raised RecursionError (not ValueError) on 200,000 nested brackets, which passed the
+    'malformed JSON' check of every JSON provider and ended as `internal` ('a bug; please report')."""
+    import http.server
+
+    from tests.conftest import run_cli, write_config
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = b"[" * 200_000 + b"]" * 200_000
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        cfg = write_config(tmp_path, f"""
+            [agent]
+            node_id = "x"
+            state_dir = "{tmp_path}/state"
+            [ip]
+            ipv4 = ["static:93.184.216.34"]
+            [providers.pb]
+            type = "porkbun"
+            endpoint = "http://127.0.0.1:{srv.server_address[1]}/api/json/v3"
+            api_key = "pk1_abcdef"
+            secret_api_key = "sk1_abcdef"
+            [[records]]
+            name = "home.example.com"
+            provider = "pb"
+        """)
+        p = run_cli("update", "--json", "-c", cfg)
+        res = json.loads(p.stdout.splitlines()[0])
+        assert res["error"]["code"] == "provider" and "malformed JSON" in res["error"]["message"], res
+    finally:
+        srv.shutdown()
+
+
+def test_control_socket_request_of_deep_nesting_is_a_bad_request(tmp_path):
+    """The control socket's request line (4096 bytes) nested 2048 deep: RecursionError ended the client's thread
+    with a traceback on the agent's stderr, and the client got no answer."""
+    from edgeddns.config import load
+    from edgeddns.control_server import ControlServer
+    from tests.conftest import write_config
+
+    cfg = load(write_config(tmp_path, f"""
+        [agent]
+        state_dir = "{tmp_path}/state"
+        [ip]
+        ipv4 = ["static:93.184.216.34"]
+        [providers.lan]
+        type = "hosts"
+        path = "{tmp_path}/hosts"
+        [[records]]
+        name = "home.example.com"
+        provider = "lan"
+    """))
+    answer = ControlServer(cfg).handle(b"[" * 2048 + b"]" * 2048)
+    assert answer["ok"] is False and answer["error"]["code"] == "bad_request", answer
