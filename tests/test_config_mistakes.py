@@ -225,3 +225,12 @@ def test_a_provider_key_in_the_wrong_provider_gets_no_header_hint(tmp_path):
     e = _error(tmp_path, BASE + '[providers.cf]\ntype = "cloudflare"\napi_token = "env:T"\nusername = "me"\n'
                .replace('"env:T"', '"tok-123456"'))
     assert e.key == "providers.cf.username" and "belongs in" not in e.message, e.message
+
+
+def test_a_fraction_where_an_integer_goes_is_named_with_its_value(tmp_path):
+    """``ttl = 600.0`` said "must be an integer, not a number": 600.0 is a number."""
+    e = _error(tmp_path, BASE + "ttl = 600.0\n")
+    assert e.key == "records[0].ttl", e.message
+    assert e.message.endswith("must be an integer, not a decimal number (600.0)"), e.message
+    e = _error(tmp_path, BASE + 'ttl = "600"\n')  # other types keep their words
+    assert e.message.endswith("must be an integer, not a string"), e.message

@@ -19,7 +19,7 @@ MAX_SECRET_FILE = 64 * 1024
 
 
 def tname(v: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+    return {bool: "a boolean", int: "an integer", float: "a decimal number", str: "a string",
             list: "an array", dict: "a table"}.get(type(v), type(v).__name__)
 
 
@@ -77,7 +77,8 @@ class Reader:
         if kind is int and isinstance(value, bool):
             raise self.fail(where, "must be an integer, not a boolean")
         if not isinstance(value, kind):
-            raise self.fail(where, f"must be {kname(kind)}, not {tname(value)}")
+            shown = f" ({value!r})" if isinstance(value, float) else ""  # "not a decimal number (600.0)"
+            raise self.fail(where, f"must be {kname(kind)}, not {tname(value)}{shown}")
         return value
 
     def resolve_path(self, p: str) -> str:
