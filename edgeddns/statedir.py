@@ -82,6 +82,9 @@ def _scan_state_dir(text: str) -> object:
 
 
 MAX_CONFIG = 1 << 20
+# The loader's words for a file with no settings (edgeddns.config must not be imported on this path).
+EMPTY = ("no settings: the file is empty or only comments "
+         "(every key is in docs/config.md; the shipped config.toml is a start)")
 
 
 def state_dir_of(config_path: str) -> str:
@@ -95,9 +98,12 @@ def state_dir_of(config_path: str) -> str:
         raise StateDirError(f"{config_path}: larger than 1 MiB: not a config file")
     raw = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw  # a byte-order mark, as the loader allows
     try:
-        quick = _scan_state_dir(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        quick = _scan_state_dir(text)
     except UnicodeDecodeError:
         quick = _UNSURE
+    if quick is None and not any(s and not s.startswith("#") for s in (ln.strip() for ln in text.splitlines())):
+        raise StateDirError(f"{config_path}: {EMPTY}")
     if quick is not _UNSURE:
         return _resolve_state_dir(config_path, quick)
     if sys.version_info >= (3, 11):
@@ -110,6 +116,8 @@ def state_dir_of(config_path: str) -> str:
         raise StateDirError(f"{config_path}: not UTF-8 text") from None  # the loader's words
     except toml.TOMLDecodeError as e:
         raise StateDirError(f"{config_path}: invalid TOML: {e}") from None
+    if not data:
+        raise StateDirError(f"{config_path}: {EMPTY}")
     agent = data.get("agent")
     return _resolve_state_dir(config_path, agent.get("state_dir") if isinstance(agent, dict) else None)
 

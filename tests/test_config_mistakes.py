@@ -234,3 +234,11 @@ def test_a_fraction_where_an_integer_goes_is_named_with_its_value(tmp_path):
     assert e.message.endswith("must be an integer, not a decimal number (600.0)"), e.message
     e = _error(tmp_path, BASE + 'ttl = "600"\n')  # other types keep their words
     assert e.message.endswith("must be an integer, not a string"), e.message
+
+
+def test_trigger_and_status_on_an_empty_config_say_so(tmp_path):
+    """They read state_dir alone: an empty file sent them to the default state dir ("no agent is running")."""
+    path = write_config(tmp_path, "# nothing yet\n")
+    for cmd in ("status", "trigger"):
+        r = run_cli(cmd, "-c", path, timeout=30)
+        assert r.returncode == 2 and "no settings: the file is empty or only comments" in r.stderr, (cmd, r)
