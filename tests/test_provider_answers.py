@@ -340,3 +340,57 @@ def test_control_socket_request_of_deep_nesting_is_a_bad_request(tmp_path):
     """))
     answer = ControlServer(cfg).handle(b"[" * 2048 + b"]" * 2048)
     assert answer["ok"] is False and answer["error"]["code"] == "bad_request", answer
+
+
+ODD_PAGES = {
+    "digitalocean": ('api_token = "dop_v1_abcd1234"', {"domains": [{"name": "z.example.net"}], "links": {"pages": []}}),
+    "hetzner": ('api_token = "abcd1234abcd"', {"zones": [{"name": "z.example.net", "id": "1"}],
+                                               "meta": {"pagination": {"last_page": "many"}}}),
+    "hetznercloud": ('api_token = "abcd1234abcd"', {"zones": [{"name": "z.example.net", "id": 1}],
+                                                    "meta": {"pagination": {"next_page": "two"}}}),
+}
+
+
+@pytest.mark.parametrize("ptype", sorted(ODD_PAGES))
+def test_odd_paging_fields_are_a_provider_answer_not_an_internal_error(tmp_path, ptype):
+    """Before: `int("many")`, `[].get(...)` on a zone list's paging fields failed the record as `internal`."""
+    import http.server
+
+    from tests.conftest import run_cli, write_config
+
+    options, answer = ODD_PAGES[ptype]
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps(answer).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        cfg = write_config(tmp_path, f"""
+            [agent]
+            node_id = "x"
+            state_dir = "{tmp_path}/state"
+            [ip]
+            ipv4 = ["static:93.184.216.34"]
+            [providers.p]
+            type = "{ptype}"
+            endpoint = "http://127.0.0.1:{srv.server_address[1]}/"
+            {options}
+            [[records]]
+            name = "home.example.com"
+            provider = "p"
+        """)
+        p = run_cli("update", "--json", "-c", cfg)
+        res = json.loads(p.stdout.splitlines()[0])
+        assert res["error"]["code"] in ("not_found", "provider"), res
+    finally:
+        srv.shutdown()

@@ -54,15 +54,16 @@ class DigitaloceanProvider(JsonApiProvider):
         raise status_error(resp.status, text)
 
     def _list_zones(self) -> Dict[str, str]:
-        from edgeddns.providers.zones import MAX_PAGES, too_many_pages
+        from edgeddns.providers.zones import MAX_PAGES, dig, too_many_pages
 
         found: Dict[str, str] = {}
         page = 1
         while True:
-            data = self.call("GET", "/domains", params={"per_page": "200", "page": str(page)}) or {}
-            doms = data.get("domains") or []
+            data = self.call("GET", "/domains", params={"per_page": "200", "page": str(page)})
+            doms = dig(data, "domains")
+            doms = doms if isinstance(doms, list) else []
             found.update({str(d["name"]).lower(): "" for d in doms if isinstance(d, dict) and d.get("name")})
-            if not (data.get("links") or {}).get("pages", {}).get("next") or not doms:
+            if not dig(data, "links", "pages", "next") or not doms:
                 return found
             if page >= MAX_PAGES:
                 raise too_many_pages("DigitalOcean")

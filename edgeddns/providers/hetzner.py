@@ -55,17 +55,17 @@ class HetznerProvider(JsonApiProvider):
         raise status_error(resp.status, text, resp.retry_after())
 
     def _list_zones(self) -> Dict[str, str]:
-        from edgeddns.providers.zones import MAX_PAGES, too_many_pages
+        from edgeddns.providers.zones import MAX_PAGES, dig, page_number, too_many_pages
 
         found: Dict[str, str] = {}
         page = 1
         while True:
-            data = self.call("GET", "/zones", params={"per_page": "100", "page": str(page)}) or {}
-            for z in data.get("zones") or []:
+            data = self.call("GET", "/zones", params={"per_page": "100", "page": str(page)})
+            zones = dig(data, "zones")
+            for z in zones if isinstance(zones, list) else []:
                 if isinstance(z, dict) and z.get("name") and z.get("id"):
                     found[str(z["name"]).lower()] = str(z["id"])
-            pag = ((data.get("meta") or {}).get("pagination") or {})
-            if page >= int(pag.get("last_page") or 1):
+            if page >= (page_number(dig(data, "meta", "pagination", "last_page")) or 1):
                 return found
             if page >= MAX_PAGES:
                 raise too_many_pages("Hetzner DNS")

@@ -58,21 +58,22 @@ class HetznercloudProvider(JsonApiProvider):
                            auth=code in ("unauthorized", "forbidden", "token_readonly"))
 
     def _list_zones(self) -> Dict[str, str]:
-        from edgeddns.providers.zones import MAX_PAGES, too_many_pages
+        from edgeddns.providers.zones import MAX_PAGES, dig, page_number, too_many_pages
 
         found: Dict[str, str] = {}
         page = 1
         while True:
-            data = self.call("GET", "/zones", params={"per_page": "50", "page": str(page)}) or {}
-            for z in data.get("zones") or []:
+            data = self.call("GET", "/zones", params={"per_page": "50", "page": str(page)})
+            zones = dig(data, "zones")
+            for z in zones if isinstance(zones, list) else []:
                 if isinstance(z, dict) and z.get("name"):
                     found[str(z["name"]).lower()] = str(z.get("id", ""))
-            nxt = (((data.get("meta") or {}).get("pagination") or {}).get("next_page"))
+            nxt = page_number(dig(data, "meta", "pagination", "next_page"))
             if not nxt:
                 return found
-            if page >= MAX_PAGES or int(nxt) <= page:  # a "next" that goes back would loop
+            if page >= MAX_PAGES or nxt <= page:  # a "next" that goes back would loop
                 raise too_many_pages("Hetzner Cloud")
-            page = int(nxt)
+            page = nxt
 
     def _rrset_path(self, zone: str, record: RecordConfig) -> str:
         return (f"/zones/{quote(zone, safe='')}/rrsets/{quote(split_name(record.name, zone), safe='@')}/"

@@ -19,6 +19,24 @@ ZONE_TTL = 3600.0  # seconds an answer is trusted
 MAX_PAGES = 100
 
 
+def dig(data: Any, *keys: str) -> Any:
+    """``data[k1][k2]...`` of a provider's answer, or None where a level is missing or not an object."""
+    for k in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(k)
+    return data
+
+
+def page_number(v: Any) -> Optional[int]:
+    """A page number from a paging field (an int or digits), else None: the answer's word, not a crash."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return v
+    return int(v) if isinstance(v, str) and v.isdigit() and len(v) < 10 else None
+
+
 def too_many_pages(who: str) -> Exception:
     from edgeddns.errors import ProviderError
 
