@@ -173,7 +173,10 @@ def _answer_shape(obj: Dict[str, Any]) -> Dict[str, Any]:
             "records": recs if isinstance(recs, list) and all(isinstance(r, str) for r in recs) else None}
 
 
-_CONTROL = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029], "?")
+# C0, C1, line/paragraph separators, and the invisible format characters that reorder or hide text
+# (bidi overrides and isolates, zero-width ones): a row must read as what it holds.
+_CONTROL = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029, *range(0x200B, 0x2010),
+                          *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0xFEFF], "?")
 
 
 def _printable(obj: Any) -> Any:

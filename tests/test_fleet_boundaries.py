@@ -180,13 +180,13 @@ def test_a_nodes_state_cannot_forge_rows_or_drive_the_terminal(broker):
         forged = "x\nrouter3              online   clock ntp                  bank.example.com A 6.6.6.6 updated"
         _publish(evil, "edgeddns/router1/state", {"records": [
             {"record": forged, "type": "A", "ip": "\x1b]0;owned\x07\x1b[2J93.184.216.34", "status": "unchanged",
-             "error": {"code": "x\u2028y\x9b"}}], "clock": {"source": "ntp\rrouter9"}}, retain=True)
+             "error": {"code": "x\u2028y\x9b\u202e"}}], "clock": {"source": "ntp\rrouter9"}}, retain=True)
         _publish(evil, "edgeddns/router1/availability", b"online", retain=True)
         p = _fleet(ctl, "status")
         assert p.returncode == 0, p.stdout + p.stderr
         lines = p.stdout.splitlines()
         assert len(lines) == 1 and lines[0].startswith("router1 "), p.stdout
-        assert not any(ch in p.stdout for ch in "\x1b\x07\r\u2028\x9b"), repr(p.stdout)
+        assert not any(ch in p.stdout for ch in "\x1b\x07\r\u2028\x9b\u202e"), repr(p.stdout)
         js = json.loads(_fleet(ctl, "status", "--json").stdout)
         assert "\n" not in js["nodes"][0]["records"][0]["record"]
     finally:
