@@ -67,6 +67,20 @@ def socket_path(state_dir: str) -> str:
 
 def request(path: str, obj: Dict[str, Any], timeout: float = 2.0) -> Dict[str, Any]:
     """Send one request, return the reply. ControlError codes: no_agent, denied, timeout, protocol."""
+    import stat  # loaded with os already
+
+    # connect() follows symlinks. An agent running as a user of its own owns the dir and could point
+    # control.sock at any socket root may reach; only a socket itself is talked to. (A swap between this
+    # check and connect() stays possible: UNIX sockets have no connect-without-following.)
+    try:
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            raise ControlError(f"{path} is not a socket (a symlink or a file): not connecting to it", "protocol")
+    except FileNotFoundError:
+        raise ControlError(f"no agent is running (nothing listens on {path})", "no_agent") from None
+    except PermissionError:
+        raise ControlError(f"permission denied on {path} (run as the agent's user or root)", "denied") from None
+    except OSError as e:
+        raise ControlError(f"{path}: {e.strerror or e}", "protocol") from None
     s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     s.settimeout(timeout)
     end = time.monotonic() + timeout  # the whole exchange's budget: a trickled answer cannot stretch it

@@ -89,3 +89,29 @@ def test_a_trickled_answer_ends_at_the_timeout(tmp_path):
         s.close()
         if os.path.exists(path):
             os.unlink(path)
+
+
+def test_a_symlink_in_place_of_the_socket_is_not_followed(tmp_path):
+    """An agent running as a user of its own owns its state dir, so it can put a symlink where control.sock
+    belongs; root's trigger then connected wherever it pointed (any UNIX socket root may reach) and wrote its
+    request there. Before: the request reached the other socket and its answer was believed."""
+    other = str(tmp_path / "other.sock")
+    got = {}
+
+    def answer(conn, stop):
+        got["request"] = True
+        conn.sendall(b'{"ok": true, "queued": true, "pid": 1}\n')
+
+    s, stop = _server(other, answer)
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    os.symlink(other, state / control.SOCKET_NAME)
+    try:
+        try:
+            reply = control.request(str(state / control.SOCKET_NAME), {"op": "trigger"}, timeout=2)
+        except control.ControlError as e:
+            reply = {"refused": e.code}
+        assert reply == {"refused": "protocol"} and "request" not in got, reply
+    finally:
+        stop.set()
+        s.close()
