@@ -7,7 +7,7 @@ Sources are imported only when a config needs them (paho only with ``[mqtt]``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, List, Tuple
+from typing import TYPE_CHECKING, Any, Callable, List, Set, Tuple
 
 if TYPE_CHECKING:
     from edgeddns.agent import Agent
@@ -39,15 +39,26 @@ def source_specs(config: "Config") -> List[Tuple[Any, Callable[[], Source]]]:
         return ControlServer(config)
 
     specs.append((("control", config.agent.state_dir), control))
-    from edgeddns.ubus import UbusSource
+    kinds = _source_kinds(config)
+    if "ubus" in kinds:  # the modules only for a config that names such sources (resident in the daemon)
+        from edgeddns.ubus import UbusSource
 
-    if UbusSource.wanted(config):
-        specs.append((("ubus",), lambda: UbusSource(config)))
-    from edgeddns.netevents import NetlinkSource
+        if UbusSource.wanted(config):
+            specs.append((("ubus",), lambda: UbusSource(config)))
+    if "interface" in kinds:
+        from edgeddns.netevents import NetlinkSource
 
-    if NetlinkSource.wanted(config):
-        specs.append((("netlink",), lambda: NetlinkSource(config)))
+        if NetlinkSource.wanted(config):
+            specs.append((("netlink",), lambda: NetlinkSource(config)))
     return specs
+
+
+def _source_kinds(config: "Config") -> Set[str]:
+    """The kinds (``ubus``, ``interface``, ``url``...) of every address source the config names."""
+    sources = list(config.ip.ipv4) + list(config.ip.ipv6)
+    for r in config.records:
+        sources.extend(r.ip or [])
+    return {s.partition(":")[0] for s in sources}
 
 
 def attach_sources(agent: "Agent", config: "Config") -> None:

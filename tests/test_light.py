@@ -240,3 +240,32 @@ def test_trigger_imports_only_its_own_few_modules(tmp_path):
     assert p.returncode == 0 and "queued: hotplug wan (agent pid 7)" in p.stdout, p.stdout + p.stderr
     assert got == [{"op": "trigger", "iface": "wan", "action": "ifup", "device": "eth1"}]
     assert extra <= TRIGGER_MODULES, sorted(extra - TRIGGER_MODULES)
+
+
+def test_an_idle_daemon_loads_no_event_source_its_config_does_not_name(tmp_path):
+    """ubus and netlink sources stay resident in the daemon: only for configs with ubus:/interface: sources."""
+    def kinds_loaded(ipv4):
+        cfg = write_config(tmp_path, f"""
+            [agent]
+            node_id = "t"
+            state_dir = "{tmp_path}/state"
+            [ip]
+            ipv4 = ["{ipv4}"]
+            [providers.lan]
+            type = "hosts"
+            path = "{tmp_path}/hosts"
+            [[records]]
+            name = "home.example.com"
+            provider = "lan"
+        """)
+        code = ("import sys\nfrom edgeddns.config import load\nfrom edgeddns.sources import source_specs\n"
+                "specs = source_specs(load(sys.argv[1]))\n"
+                "print(sorted(m for m in sys.modules if m in ('edgeddns.ubus', 'edgeddns.netevents')), "
+                "sorted(s[0][0] for s in specs))")
+        p = subprocess.run([sys.executable, "-S", "-c", code, cfg], capture_output=True, text=True, env=bare_env(),
+                           timeout=60)
+        assert p.returncode == 0, p.stderr
+        return p.stdout.strip()
+
+    assert kinds_loaded("static:8.8.8.8") == "[] ['control']"
+    assert kinds_loaded("interface:eth0") == "['edgeddns.netevents'] ['control', 'netlink']"
