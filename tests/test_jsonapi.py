@@ -81,7 +81,11 @@ NO_ZONE = {
     "cloudflare": "Cloudflare: no zone visible to this API token holds",
     "alidns": "Alidns: no domain in this account holds",
     "dnspod": "DNSPod: no domain in this account holds",
+    "huaweicloud": "Huawei Cloud: no public zone in this account holds",
+    "route53": "Route 53: no public hosted zone in this account holds",
 }
+# The method each service looks its zone up with.
+LOOKUP = {"huaweicloud": "zone_of", "route53": "hosted_zone"}
 
 
 @pytest.mark.parametrize("ptype", sorted(NO_ZONE))
@@ -90,8 +94,31 @@ def test_no_zone_names_the_service_and_the_record(ptype):
     p.zones = ZoneResolver(monotonic=lambda: 0.0, list_zones=lambda: {"example.org": "z1"},
                            lookup=lambda zone: None)
     with pytest.raises(NotFoundError) as ei:
-        p.zone_for(RecordConfig(name="home.example.com", type="A", provider="p"))
+        getattr(p, LOOKUP.get(ptype, "zone_for"))(RecordConfig(name="home.example.com", type="A", provider="p"))
     assert ei.value.message == NO_ZONE[ptype] + " home.example.com"
+
+
+# Services addressed by zone id, when the record names a zone the account does not have.
+MISSING = {
+    "hetzner": "Hetzner DNS: zone example.com is not in this account",
+    "cloudflare": "Cloudflare: zone example.com is not visible to this API token",
+    "huaweicloud": "Huawei Cloud: zone example.com is not in this account",
+    "route53": "Route 53: no public hosted zone named example.com in this account",
+}
+
+
+@pytest.mark.parametrize("ptype", sorted(MISSING))
+def test_a_named_zone_the_account_lacks(ptype):
+    p = _provider(ptype)
+    ids = {"example.org": "z1"}
+    p.zones = ZoneResolver(monotonic=lambda: 0.0, list_zones=lambda: ids, lookup=ids.get)
+    with pytest.raises(NotFoundError) as ei:
+        getattr(p, LOOKUP.get(ptype, "zone_for"))(RecordConfig(name="home.example.com", type="A", provider="p",
+                                                                zone="example.com"))
+    assert ei.value.message == MISSING[ptype]
+    found = getattr(p, LOOKUP.get(ptype, "zone_for"))(RecordConfig(name="a.example.org", type="A", provider="p",
+                                                                    zone="example.org"))
+    assert found in (("example.org", "z1"), "z1")
 
 
 @pytest.mark.parametrize("ptype,want", [

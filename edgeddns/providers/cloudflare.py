@@ -87,6 +87,7 @@ class CloudflareProvider(JsonApiProvider):
     ENDPOINT = ENDPOINT
     DISPLAY = "Cloudflare"
     ZONES_OF = "zone visible to this API token"
+    ZONE_MISSING = "zone {zone} is not visible to this API token"
 
     def _zone_sources(self):
         return {"lookup": self._lookup_zone}  # a token may see zones it cannot list
@@ -126,16 +127,10 @@ class CloudflareProvider(JsonApiProvider):
 
     def zone_for(self, record: RecordConfig) -> Tuple[str, str]:
         """(zone name, zone id): the configured one, else the longest suffix the token can see."""
-        assert self.zones is not None
         fixed = self.options.get("zone_id")
         if fixed:
             return record.zone or "", fixed
-        if record.zone:
-            zid = self.zones.zone_id(record.zone)
-            if zid is None:
-                raise NotFoundError(f"Cloudflare: zone {record.zone} is not visible to this API token")
-            return record.zone, zid
-        return self.held_zone(record.name)
+        return self.zone_with_id(record)
 
     # -- records ----------------------------------------------------------
     def find(self, record: RecordConfig) -> List[RemoteRecord]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 from urllib.parse import quote
 
-from edgeddns.errors import NotFoundError
 from edgeddns.options import Opt, Secret
 from edgeddns.providers._jsonapi import JsonApiProvider, error_body, status_error
 from edgeddns.providers.base import RemoteRecord, split_name
@@ -72,13 +71,7 @@ class HetznerProvider(JsonApiProvider):
             page += 1
 
     def zone_for(self, record: RecordConfig) -> Tuple[str, str]:
-        assert self.zones is not None
-        if record.zone:
-            zid = self.zones.zone_id(record.zone)
-            if zid is None:
-                raise NotFoundError(f"Hetzner DNS: zone {record.zone} is not in this account")
-            return record.zone, zid
-        return self.held_zone(record.name)
+        return self.zone_with_id(record)
 
     def find(self, record: RecordConfig) -> List[RemoteRecord]:
         zone, zid = self.zone_for(record)

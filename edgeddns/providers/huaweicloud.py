@@ -102,6 +102,8 @@ class HuaweicloudProvider(Provider):
         "project_id": Opt(str, header=True, doc="sent as X-Project-Id when set"),
     }
     SIGNED = True
+    DISPLAY = "Huawei Cloud"
+    ZONES_OF = "public zone in this account"
 
     def __init__(self, ctx):
         super().__init__(ctx)
@@ -180,16 +182,7 @@ class HuaweicloudProvider(Provider):
 
     def zone_of(self, record: RecordConfig) -> Tuple[str, str]:
         """(zone name, id): the given zone, or the longest suffix among the account's public zones."""
-        assert self.zones is not None
-        if record.zone:
-            zid = self.zones.zone_id(record.zone)
-            if zid is None:
-                raise NotFoundError(f"Huawei Cloud: zone {record.zone} is not in this account")
-            return record.zone, zid
-        found = self.zones.find(record.name)
-        if found is None:
-            raise NotFoundError(f"Huawei Cloud: no public zone in this account holds {record.name}")
-        return found
+        return self.zone_with_id(record)
 
     # -- records -----------------------------------------------------------
 

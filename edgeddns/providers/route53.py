@@ -154,6 +154,9 @@ class Route53Provider(Provider):
         "ttl": Opt(int, default=300, doc="TTL of records written when the record sets none"),
     }
     SIGNED = True
+    DISPLAY = "Route 53"
+    ZONES_OF = "public hosted zone in this account"
+    ZONE_MISSING = "no public hosted zone named {zone} in this account"
 
     def __init__(self, ctx):
         super().__init__(ctx)
@@ -247,16 +250,7 @@ class Route53Provider(Provider):
         given = self.options.get("hosted_zone_id")
         if given:
             return self._bare(given)
-        assert self.zones is not None
-        if record.zone:
-            zid = self.zones.zone_id(record.zone)
-            if zid is None:
-                raise NotFoundError(f"Route 53: no public hosted zone named {record.zone} in this account")
-            return zid
-        found = self.zones.find(record.name)
-        if found is None:
-            raise NotFoundError(f"Route 53: no public hosted zone in this account holds {record.name}")
-        return found[1]
+        return self.zone_with_id(record)[1]
 
     # -- records -----------------------------------------------------------
 
