@@ -77,6 +77,8 @@ class Provider:
     DISPLAY = ""
     #: what holds names at this service, in the "no zone" message ("domain of this account")
     ZONES_OF = "zone of this account"
+    #: the answer when a record names a zone the account does not have (services addressed by zone id)
+    ZONE_MISSING = "zone {zone} is not in this account"
 
     def __init__(self, ctx: ProviderContext):
         self.ctx = ctx
@@ -141,6 +143,20 @@ class Provider:
         """The record's zone: its own, else the longest one the account holds (services addressed by
         zone name; those addressed by zone id override this to return (zone, id))."""
         return record.zone or self.held_zone(record.name)[0]
+
+    def zone_with_id(self, record: RecordConfig) -> Zone:
+        """(zone, zone id) for services addressed by zone id: the record's zone looked up by its name,
+        else the longest one the account holds."""
+        from edgeddns.errors import NotFoundError
+
+        assert self.zones is not None
+        if record.zone:
+            zid = self.zones.zone_id(record.zone)
+            if zid is None:
+                raise NotFoundError(f"{self.DISPLAY or self.config.type}: "
+                                    + self.ZONE_MISSING.format(zone=record.zone))
+            return record.zone, zid
+        return self.held_zone(record.name)
 
     def forget_zones(self) -> None:
         """The service answered ``not_found``: the next record asks for its zone again."""
