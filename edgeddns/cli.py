@@ -103,13 +103,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     from edgeddns.config import dump
 
     cfg = load_config(args)
-    # What run and update would refuse at start, said here too (checked as a client: nothing is created,
-    # and root may check the config of an agent that runs as another user).
+    # What run and update would refuse at start, said here too (checked as a client: nothing is created, root
+    # may check the config of an agent that runs as another user, a user that of an agent running as root).
     import os
 
     from edgeddns.fileio import private_dir_problem
 
-    owners = range(0, 1 << 32) if os.geteuid() == 0 else {os.geteuid()}
+    owners = range(0, 1 << 32) if os.geteuid() == 0 else {os.geteuid(), 0}
     problem = private_dir_problem(cfg.agent.state_dir, create=False, owners=owners)
     if problem:
         print(f"edgeddns: {cfg.path}: agent.state_dir: {cfg.agent.state_dir} {problem}", file=sys.stderr)

@@ -242,3 +242,20 @@ def test_trigger_and_status_on_an_empty_config_say_so(tmp_path):
     for cmd in ("status", "trigger"):
         r = run_cli(cmd, "-c", path, timeout=30)
         assert r.returncode == 2 and "no settings: the file is empty or only comments" in r.stderr, (cmd, r)
+
+
+def test_check_config_by_a_user_accepts_a_root_owned_state_dir(tmp_path, monkeypatch, capsys):
+    """A user validating the router's config (agent runs as root) must not be told root's dir is untrusted."""
+    import os
+
+    from edgeddns.cli import main
+
+    if os.geteuid() != 0:
+        pytest.skip("needs a root-owned directory")
+    (tmp_path / "state").mkdir(mode=0o700)
+    path = write_config(tmp_path, BASE)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert main(["check-config", "-c", path]) == 0, capsys.readouterr().err
+    (tmp_path / "state").chmod(0o777)  # but never a dir others may write
+    assert main(["check-config", "-c", path]) == 2
+    assert "writable by group or others" in capsys.readouterr().err
