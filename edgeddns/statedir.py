@@ -123,7 +123,9 @@ def state_dir_of(config_path: str) -> str:
 
 
 def _resolve_state_dir(config_path: str, sd: object) -> str:
-    if not isinstance(sd, str) or not sd:
+    if isinstance(sd, str) and not sd.strip():
+        raise StateDirError(f"{config_path}: agent.state_dir: is empty (leave it out for the default)")  # as the loader
+    if not isinstance(sd, str):
         return default_state_dir()
     sd = os.path.expanduser(sd)
     if os.path.isabs(sd):

@@ -259,3 +259,11 @@ def test_check_config_by_a_user_accepts_a_root_owned_state_dir(tmp_path, monkeyp
     (tmp_path / "state").chmod(0o777)  # but never a dir others may write
     assert main(["check-config", "-c", path]) == 2
     assert "writable by group or others" in capsys.readouterr().err
+
+
+def test_trigger_and_status_refuse_an_empty_state_dir_like_the_loader(tmp_path):
+    path = write_config(tmp_path, BASE.replace('state_dir = "state"', 'state_dir = ""'))
+    for cmd in ("check-config", "status", "trigger"):
+        r = run_cli(cmd, "-c", path, timeout=30)
+        assert r.returncode == 2, (cmd, r)
+        assert r.stderr.strip() == f"edgeddns: {path}: agent.state_dir: is empty (leave it out for the default)", r
