@@ -33,6 +33,7 @@ class Event:
     done: Optional[Callable[[List[Result]], None]] = None  # called on the worker thread
     settle: bool = True  # False for an explicit "update now": no burst to wait for
     delay: float = 0.0  # seconds before it counts: fleet-wide work spread over a window
+    expires: Optional[float] = None  # epoch seconds: a delayed event due after this is dropped, not run
 
 
 class Publisher(Protocol):

@@ -85,7 +85,8 @@ class CommandHandler:
         # A WAN event forwarded by a transport may be one of a burst of flaps; "update now" is not.
         accepted = self.agent.submit(Event(trigger, records=cmd.records, force=cmd.force, id=cmd.id,
                                            addresses=dict(cmd.addresses), iface=cmd.iface, done=done,
-                                           settle=bool(cmd.addresses or cmd.iface), delay=delay))
+                                           settle=bool(cmd.addresses or cmd.iface), delay=delay,
+                                           expires=cmd.expires))
         if accepted is False:
             reply(rejected(cmd.action, "busy", "the agent is stopping" if not delay else
                            "too many spread commands are waiting", cmd.id))

@@ -174,7 +174,13 @@ class Scheduler:
         if not due:
             return
         self._deferred = [(t, e) for t, e in self._deferred if t > now]
+        wall = self.wall()
         for e in due:
+            if e.expires is not None and wall > e.expires:
+                # Its "expires" passed while it waited for its turn in the spread: stale, not run.
+                log.info("a delayed %s event expired before its turn; dropped", e.trigger)
+                _call([(Waiter(e.done, 0), [])] if e.done is not None else [])
+                continue
             _call(self._fold(e, now))
 
     def stop(self) -> None:

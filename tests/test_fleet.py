@@ -387,3 +387,24 @@ def test_reconnect_to_a_broker_that_kept_the_session_resends_no_discovery(tmp_pa
         a.stop()
         relay.close()
         broker.stop()
+
+
+def test_a_delayed_event_whose_expiry_passes_while_it_waits_is_dropped(tmp_path):
+    """'expires' holds when the spread work finally runs, not only when the command arrives."""
+    from edgeddns.config import load
+    from edgeddns.events import Event
+    from edgeddns.scheduler import Scheduler
+
+    now, wall = [1000.0], [1_800_000_000.0]
+    cfg = load(agent_config(tmp_path, "f1", 1883))
+    s = Scheduler(cfg, monotonic=lambda: now[0], wall=lambda: wall[0], settle=0.0)
+    assert s.submit(Event("mqtt", force=True, id="late", delay=20.0, expires=wall[0] + 10, settle=False))
+    assert s.submit(Event("mqtt", force=True, id="fine", delay=5.0, expires=wall[0] + 10, settle=False))
+    now[0] += 5.0
+    wall[0] += 5.0
+    jobs = s.take(now[0])
+    assert jobs and list(jobs[0].ids) == ["fine"]
+    s.complete(jobs, [])
+    now[0] += 15.0
+    wall[0] += 15.0
+    assert s.take(now[0]) is None  # "late" was due at +20 s, its expiry at +10 s: dropped
