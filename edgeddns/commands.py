@@ -171,14 +171,15 @@ def _timing(cmd: Command, data: Dict[str, Any]) -> Optional[str]:
         cmd.spread = float(spread)
     expires = data.get("expires")
     if expires is not None:
-        when = _epoch(expires)
+        when = utc_seconds(expires)
         if when is None:
             return "'expires' must be a UTC time like \"2026-12-02T05:00:00Z\" or epoch seconds"
         cmd.expires = when
     return None
 
 
-def _epoch(value: Any) -> Optional[float]:
+def utc_seconds(value: Any) -> Optional[float]:
+    """Epoch seconds from an RFC 3339 UTC time ("...Z", as answers carry) or a number; None if neither."""
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):

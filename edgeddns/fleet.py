@@ -133,9 +133,9 @@ class Fleet:
 
 def _seconds_between(ts: Any, at: Any) -> float:
     """How long after answering the agent starts (both times are the agent's own clock)."""
-    from edgeddns.commands import _epoch
+    from edgeddns.commands import utc_seconds
 
-    a, b = _epoch(ts), _epoch(at)
+    a, b = utc_seconds(ts), utc_seconds(at)
     return max(0.0, min(b - a, 3600.0)) if a is not None and b is not None else 0.0
 
 

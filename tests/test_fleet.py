@@ -332,9 +332,9 @@ def test_expired_command_is_refused_with_its_id(setup):
 
 
 def _parse_iso(text: str) -> float:
-    from edgeddns.commands import _epoch
+    from edgeddns.commands import utc_seconds
 
-    when = _epoch(text)
+    when = utc_seconds(text)
     assert when is not None, text
     return when
 
