@@ -482,8 +482,8 @@ def test_update_during_broker_outage_is_published_after_reconnect(tmp_path, alid
             assert time.monotonic() < end, agent.stderr()
             time.sleep(0.1)
         relay.held = True
+        ctl.ready.clear()  # before the start: the controller may be back before b.start() returns
         b.start()
-        ctl.ready.clear()
         assert ctl.ready.wait(30), "the controller did not resubscribe"
         relay.held = False  # now the agent may reconnect and flush what waited in its queue
         d = ctl.json("edgeddns/n3/result", lambda d: d["ip"] == "1.0.0.1" and d["status"] == "updated", timeout=30)

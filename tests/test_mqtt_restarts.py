@@ -57,8 +57,8 @@ def test_broker_restarts_lose_no_result_and_run_no_id_twice(tmp_path):
             trig = run_cli("trigger", "-c", cfg, "--iface", "wan", "--action", "ifupdate")
             assert trig.returncode == 0, trig.stdout + trig.stderr
             time.sleep(0.3)
+            ctl.ready.clear()  # before the start: the controller may be back before start() returns
             broker.start()
-            ctl.ready.clear()
             assert ctl.ready.wait(30), "the controller did not resubscribe"
             relay.held = False
             ctl.json("edgeddns/r1/result",
