@@ -73,9 +73,10 @@ def quick(argv: List[str]) -> Optional[SimpleNamespace]:
             ns[dest] = (ns[dest] or []) + [value]
         else:
             ns[dest] = value
-    from types import SimpleNamespace
+    import sys
 
-    return SimpleNamespace(**ns)
+    # types.SimpleNamespace itself, without importing the types module (on every hotplug event).
+    return type(sys.implementation)(**ns)
 
 
 def seconds(text: str) -> float:

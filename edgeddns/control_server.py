@@ -1,7 +1,8 @@
 """The control socket's server side, inside ``edgeddns run``.
 
-Serves ``<state_dir>/control.sock`` (one JSON object per line each way, see
-:mod:`edgeddns.control` for the protocol and the client). Requests become
+Serves ``<state_dir>/control.sock`` (one JSON object per line each way, or a
+plain one-line answer to a trigger that asks for it; see :mod:`edgeddns.control`
+for the protocol and the client). Requests become
 commands for the agent's :class:`~edgeddns.handler.CommandHandler`, like MQTT
 commands do. Access control is the file system (directory 0700, socket 0600)
 plus the peer's uid (``SO_PEERCRED``): only the agent's own user and root. The
@@ -19,7 +20,7 @@ import struct
 import threading
 from typing import TYPE_CHECKING, Any, Dict, Optional
 
-from edgeddns.control import IGNORED_ACTIONS, MAX_FIELD, MAX_REQUEST, ControlError, socket_path
+from edgeddns.control import IGNORED_ACTIONS, MAX_FIELD, MAX_REQUEST, WORD_CHARS, ControlError, socket_path
 
 if TYPE_CHECKING:
     from edgeddns.config import Config
@@ -165,13 +166,15 @@ class ControlServer:
                 problem = None
             # The request is read (and ignored) before a refusal, so the
             # client is not cut off mid-send and gets to see why.
+            req = _parse(line) if problem is None else None
+            text = isinstance(req, dict) and req.get("reply") == "text"
             if uid is not None and uid not in (os.geteuid(), 0):
                 self._log("warning", "control socket: refused a client with uid %d", uid)
-                self._reply(conn, _error("forbidden", f"uid {uid} may not control this agent"))
+                self._reply(conn, _error("forbidden", f"uid {uid} may not control this agent"), text)
             elif problem is not None:
                 self._reply(conn, _error(problem.code, problem.message))
             else:
-                self._reply(conn, self._redact(self.handle(line)))
+                self._reply(conn, self._redact(self._handle(req)), text)
         finally:
             conn.close()
             self._slots.release()
@@ -182,9 +185,10 @@ class ControlServer:
         return config.redactor.data(obj)
 
     @staticmethod
-    def _reply(conn: socket.socket, obj: Dict[str, Any]) -> None:
+    def _reply(conn: socket.socket, obj: Dict[str, Any], text: bool = False) -> None:
+        data = plain_answer(obj) if text else json.dumps(obj, separators=(",", ":"), default=str)
         try:
-            conn.sendall(json.dumps(obj, separators=(",", ":"), default=str).encode() + b"\n")
+            conn.sendall(data.encode() + b"\n")
         except OSError:
             pass
 
@@ -195,13 +199,17 @@ class ControlServer:
 
     def handle(self, line: bytes) -> Dict[str, Any]:
         """One request line in, one reply object out; never raises."""
-        try:
-            req = json.loads(line.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError, RecursionError):  # 4 KiB can nest past the recursion limit
-            return _error("bad_request", "not a JSON object")
+        return self._handle(_parse(line))
+
+    def _handle(self, req: Any) -> Dict[str, Any]:
         if not isinstance(req, dict):
             return _error("bad_request", "not a JSON object")
         op = req.get("op")
+        reply = req.get("reply", "json")
+        if reply not in ("json", "text"):
+            return _error("bad_request", 'reply must be "json" or "text"')
+        if reply == "text" and op != "trigger":
+            return _error("bad_request", "a plain answer is for op trigger only")
         if op == "trigger":
             return self._trigger(req)
         if op == "status":
@@ -304,6 +312,35 @@ def _read_line(conn: socket.socket, limit: int) -> bytes:
     if not line:
         raise ControlError("empty request", "bad_request")
     return line
+
+
+def _parse(line: bytes) -> Any:
+    """The request object, or None for a line that is not JSON."""
+    try:
+        return json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):  # 4 KiB can nest past the recursion limit
+        return None
+
+
+def plain_answer(obj: Dict[str, Any]) -> str:
+    """A trigger's answer as the one plain line :func:`edgeddns.control.read_trigger_answer` reads."""
+    if obj.get("ok"):
+        if obj.get("queued"):
+            return f"ok queued {_word(obj.get('trigger'))} {obj.get('pid')}"
+        return f"ok ignored {obj.get('pid')} {_text(obj.get('reason'))}"
+    err = obj.get("error") or {}
+    return f"error {_word(err.get('code'))} {_text(err.get('message'))}"
+
+
+def _word(value: object) -> str:
+    return value if isinstance(value, str) and 0 < len(value) <= MAX_FIELD and WORD_CHARS.issuperset(value) \
+        else "internal"
+
+
+def _text(value: object) -> str:
+    """Free text on one line: control characters (a newline would end the answer) become spaces."""
+    text = "".join(c if c.isprintable() else " " for c in str(value)[:1000]).strip()
+    return text or "-"
 
 
 def _error(code: str, message: str) -> Dict[str, Any]:

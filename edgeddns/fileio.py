@@ -2,15 +2,15 @@
 kept in a directory no other user can touch.
 
 Shared by the state store, the control socket, the config loader (secret
-files) and the providers that write local files; a leaf module (``os``, ``re``,
-``stat``, ``errno``, ``time`` only), so the hotplug path can use it at no cost.
+files) and the providers that write local files; a leaf module (``os``,
+``stat``, ``errno``, ``time`` only; ``re`` where temp files are cleared, which the
+hotplug path never does), so the hotplug path can use it at no cost.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import re
 import stat
 import time
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from typing import Container, Optional
 
 # ``.NAME.<16 hex>.tmp`` from write_atomic, and ``.NAME.<pid>.tmp`` from versions before it.
-_TEMP = re.compile(r"^\..+\.([0-9a-f]{16}|[0-9]+)\.tmp$")
+_TEMP = r"^\..+\.([0-9a-f]{16}|[0-9]+)\.tmp$"
 STALE_AFTER = 60.0  # seconds: older temp files are left over from a crash, not being written
 
 
@@ -170,13 +170,16 @@ def _make_parents(directory: str) -> None:
 
 def remove_stale_temps(directory: str, now: Optional[float] = None) -> None:
     """Delete temp files a crash left behind (only ours by name, only old ones)."""
+    import re  # not at the top: the hotplug path (trigger) reads this module and never clears temps
+
     now = time.time() if now is None else now
     try:
         names = os.listdir(directory)
     except OSError:
         return
+    temp = re.compile(_TEMP)
     for name in names:
-        if not _TEMP.match(name):
+        if not temp.match(name):
             continue
         path = os.path.join(directory, name)
         try:

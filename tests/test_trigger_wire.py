@@ -1,0 +1,206 @@
+"""``edgeddns trigger`` on the wire: a fixed request, a one-line plain answer, hostile answers refused.
+
+The hotplug fallback runs on every WAN event, as root, and may talk to an agent that runs as a user of
+its own. It reads no JSON (``json`` imports ``re``, ``enum`` and more; see tests/test_light.py): its
+request is JSON text built from checked values, and it asks the agent for a plain one-line answer.
+An agent from before that answer still gets understood (its JSON is read then), and whatever a hostile
+or broken agent sends ends as one clear line and exit 1, never a traceback or a terminal escape.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edgeddns import control
+from tests.agentproc import HOSTS_CONFIG, AgentProc, raw_request, read, serving, wait_for
+from tests.conftest import run_cli, write_config
+
+
+def _raw(sock: str, payload: bytes) -> bytes:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.connect(sock)
+    try:
+        s.sendall(payload)
+        buf = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return buf
+            buf += chunk
+    finally:
+        s.close()
+
+
+field = st.one_of(st.none(), st.text(max_size=70),
+                  st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_.-:@+", max_size=20))
+
+
+@settings(max_examples=500, deadline=None)
+@given(field, field, field)
+def test_the_trigger_request_is_the_json_the_agent_reads(iface, action, device):
+    """Values that need no escaping are formatted in place; anything else goes through json: the agent
+    always reads exactly the values given (a quote, a backslash or a newline cannot add a key)."""
+    line = control.trigger_request(iface, action, device)
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    assert json.loads(line) == {"op": "trigger", "iface": iface, "action": action, "device": device,
+                                "reply": "text"}
+
+
+@pytest.fixture(scope="module")
+def agent(tmp_path_factory):
+    d = tmp_path_factory.mktemp("wire")
+    (d / "wan-ip").write_text("10.0.0.1\n")
+    cfg = write_config(d, HOSTS_CONFIG.format(d=d, state=d / "state"))
+    sock = str(d / "state" / control.SOCKET_NAME)
+    a = AgentProc(cfg)
+    assert wait_for(lambda: serving(sock)), a.log
+    assert wait_for(lambda: "10.0.0.1 home.lan" in read(d / "hosts"))
+    yield a, cfg, sock
+    assert a.stop() == 0, a.log
+
+
+def test_a_real_agent_answers_a_trigger_in_one_plain_line(agent):
+    a, _, sock = agent
+    pid = a.proc.pid
+    assert _raw(sock, control.trigger_request("wan", "ifup", "eth1")) == f"ok queued hotplug {pid}\n".encode()
+    assert _raw(sock, control.trigger_request("wan", "ifdown", None)) == \
+        f"ok ignored {pid} ifdown: no address to publish\n".encode()
+    assert _raw(sock, control.trigger_request(None, "ntp-step", None)) == f"ok queued ntp {pid}\n".encode()
+    # Refusals too, as long as the request asked for the plain answer.
+    assert _raw(sock, b'{"op":"trigger","iface":7,"reply":"text"}\n') == \
+        b"error bad_request iface must be a string of at most 64 characters\n"
+    assert _raw(sock, b'{"op":"status","reply":"text"}\n').startswith(b"error bad_request ")
+    assert _raw(sock, b'{"op":"trigger","reply":"yaml"}\n').startswith(b'{"ok":false')
+    # A client from before the plain answer (no "reply") still gets its JSON.
+    assert raw_request(sock, b'{"op":"trigger","iface":"wan","action":"ifup"}\n') == \
+        {"ok": True, "queued": True, "trigger": "hotplug", "pid": pid}
+    assert a.proc.poll() is None and "Traceback" not in a.log
+
+
+def test_the_cli_through_a_real_agent(agent, tmp_path):
+    a, cfg, _ = agent
+    r = run_cli("trigger", "-c", cfg, "--iface", "wan", "--action", "ifup", "--device", "eth1")
+    assert (r.returncode, r.stdout, r.stderr) == (0, f"queued: hotplug wan (agent pid {a.proc.pid})\n", "")
+    r = run_cli("trigger", "-c", cfg, "--iface", "wan", "--action", "ifdown")
+    assert (r.returncode, r.stdout) == (0, f"ignored: ifdown: no address to publish (agent pid {a.proc.pid})\n")
+    # A value outside the plain characters goes as escaped JSON, and the agent's refusal comes back.
+    r = run_cli("trigger", "-c", cfg, "--iface", "w" * 65, "--action", "ifup")
+    assert r.returncode == 1 and r.stderr == ("edgeddns: the agent refused: [bad_request] iface must be a string of "
+                                              "at most 64 characters\n"), r.stderr
+    r = run_cli("trigger", "-c", cfg, "--iface", 'wan"x\\', "--action", "ifup")
+    assert (r.returncode, r.stdout) == (0, f"queued: hotplug wan\"x\\ (agent pid {a.proc.pid})\n"), r.stderr
+    assert a.wait_log(lambda t: 'trigger ifup wan"x\\' in t)
+
+
+def _stand_in(path: str, answer: bytes):
+    """Something listening where the agent should be, answering every request with ``answer``."""
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(8)
+    got = []
+
+    def serve():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            with c:
+                buf = b""
+                while b"\n" not in buf:
+                    chunk = c.recv(4096)
+                    if not chunk:
+                        break
+                    buf += chunk
+                got.append(buf)
+                try:
+                    c.sendall(answer)
+                except OSError:
+                    pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv, got
+
+
+@pytest.fixture
+def stand_in(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    cfg = write_config(tmp_path, HOSTS_CONFIG.format(d=tmp_path, state=state))
+    servers = []
+
+    def start(answer: bytes):
+        path = str(state / control.SOCKET_NAME)
+        if os.path.exists(path):
+            servers.pop().close()
+            os.unlink(path)
+        srv, got = _stand_in(path, answer)
+        servers.append(srv)
+        return got
+
+    yield cfg, start
+    for s in servers:
+        s.close()
+
+
+def test_an_agent_from_before_the_plain_answer_is_still_understood(stand_in):
+    cfg, start = stand_in
+    got = start(b'{"ok": true, "queued": true, "trigger": "hotplug", "pid": 7}\n')
+    r = run_cli("trigger", "-c", cfg, "--iface", "wan", "--action", "ifup", "--device", "eth1")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "queued: hotplug wan (agent pid 7)\n", "")
+    assert [json.loads(g) for g in got] == [{"op": "trigger", "iface": "wan", "action": "ifup", "device": "eth1",
+                                            "reply": "text"}]
+    start(b'{"ok": true, "queued": false, "reason": "ifdown: no address to publish", "pid": 7}\n')
+    r = run_cli("trigger", "-c", cfg, "--iface", "wan", "--action", "ifdown")
+    assert (r.returncode, r.stdout) == (0, "ignored: ifdown: no address to publish (agent pid 7)\n")
+    start(b'{"ok": false, "error": {"code": "forbidden", "message": "uid 5 may not control this agent"}}\n')
+    r = run_cli("trigger", "-c", cfg, "--iface", "wan")
+    assert (r.returncode, r.stderr) == (1, "edgeddns: the agent refused: [forbidden] uid 5 may not control this "
+                                           "agent\n")
+
+
+HOSTILE = [
+    b'{"ok": false, "error": "boom"}\n',  # before: AttributeError ('str' object has no attribute 'get'), a traceback
+    b'{"ok": true, "queued": true, "trigger": "hotplug", "pid": "\\u001b[2J"}\n',  # before: the escape reached the tty
+    b'{"ok": false, "error": {"code": "x", "message": "\\u001b]0;owned\\u0007"}}\n',  # before: same
+    b'{"ok": true, "queued": true, "trigger": ["x"], "pid": 7}\n',
+    b'{"ok": true, "queued": false, "reason": 5, "pid": 7}\n',
+    b"[1, 2]\n",
+    b"{" * 3000 + b"\n",
+    b"ok queued hotplug\n",
+    b"ok queued hot plug 12\n",
+    b"ok queued hotplug 12 extra\n",
+    b"ok queued hotplug 99999999999999999999\n",
+    b"ok queued hotplug -1\n",
+    b"ok queued hotplug \xd9\xa1\xd9\xa2\n",  # Arabic-Indic digits: str.isdigit() says yes, int() reads 12
+    b"ok ignored 12\n",
+    b"ok ignored 12 ifdown\x1b[2J\n",
+    b"error bad_request \x1b]0;owned\x07\n",
+    b"error \x1b[2J message\n",
+    b"ok  queued hotplug 12\n",
+    b"OK queued hotplug 12\n",
+    b"\xff\xfe\n",
+    b"\n",
+    b"",
+    b"nonsense\n",
+    b"x" * 8000 + b"\n",
+]
+
+
+@pytest.mark.parametrize("answer", HOSTILE, ids=[repr(h[:24]) for h in HOSTILE])
+def test_a_hostile_or_broken_answer_is_one_clear_line(stand_in, answer):
+    cfg, start = stand_in
+    start(answer)
+    r = run_cli("trigger", "-c", cfg, "--iface", "wan", "--action", "ifup")
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    assert r.stdout == "" and r.stderr.count("\n") == 1 and r.stderr.startswith("edgeddns: "), r.stderr
+    assert "malformed" in r.stderr or "refused" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and "\x1b" not in r.stderr and "\x07" not in r.stderr, r.stderr
