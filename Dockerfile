@@ -13,6 +13,8 @@ RUN apk add --no-cache tzdata \
 
 COPY pyproject.toml README.md /src/
 COPY edgeddns /src/edgeddns
+# bin/edgeddns (pyproject's script-files): the same small launcher the OpenWrt package installs
+COPY openwrt/files/usr/bin/edgeddns /src/openwrt/files/usr/bin/edgeddns
 RUN pip install --no-cache-dir /src && rm -rf /src
 
 COPY docker/config.toml /usr/share/edgeddns/config.toml

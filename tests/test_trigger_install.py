@@ -110,3 +110,31 @@ def test_the_installed_trigger_loads_nothing_beyond_its_own_few_modules(venv, tm
             assert extra <= ALLOWED, (how, sorted(extra - ALLOWED))
     finally:
         assert a.stop() == 0, a.log
+
+
+def test_the_docker_images_sources_are_enough_to_install(tmp_path):
+    """The Dockerfile copies a few paths into /src and pip-installs that: bin/edgeddns must be among them."""
+    with open(os.path.join(ROOT, "Dockerfile")) as f:
+        lines = f.read().split("RUN pip install", 1)[0].splitlines()
+    src = tmp_path / "src"
+    src.mkdir()
+    for line in lines:
+        if not line.startswith("COPY ") or not line.split()[-1].startswith("/src/"):
+            continue
+        *paths, dest = line.split()[1:]
+        for p in paths:
+            target = os.path.join(str(src), dest[len("/src/"):])
+            target = os.path.join(target, os.path.basename(p)) if dest.endswith("/") else target
+            if os.path.isdir(os.path.join(ROOT, p)):
+                shutil.copytree(os.path.join(ROOT, p), target, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                shutil.copy2(os.path.join(ROOT, p), target)
+    p = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index",
+                        "-w", str(tmp_path / "dist"), str(src)], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    import zipfile
+
+    (wheel,) = glob.glob(str(tmp_path / "dist" / "edgeddns-*.whl"))
+    with zipfile.ZipFile(wheel) as z:
+        assert [n for n in z.namelist() if n.endswith(".data/scripts/edgeddns")], z.namelist()
