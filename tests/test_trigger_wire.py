@@ -40,7 +40,9 @@ def _raw(sock: str, payload: bytes) -> bytes:
 
 
 field = st.one_of(st.none(), st.text(max_size=70),
-                  st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_.-:@+", max_size=20))
+                  st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_.-:@+", max_size=20),
+                  # what JSON must escape, and what is near it
+                  st.text(alphabet='wan0"\\/\n\t\x00\x1f\x7f \u00e9\u2028{}[],', max_size=12))
 
 
 @settings(max_examples=500, deadline=None)
@@ -52,6 +54,17 @@ def test_the_trigger_request_is_the_json_the_agent_reads(iface, action, device):
     assert line.endswith(b"\n") and line.count(b"\n") == 1
     assert json.loads(line) == {"op": "trigger", "iface": iface, "action": action, "device": device,
                                 "reply": "text"}
+
+
+def test_every_character_arrives_as_itself():
+    """Each of the first 1024 code points and a few far ones, inside an otherwise plain value of each field."""
+    for c in [*map(chr, range(1024)), "\u2028", "\u2029", "\ufeff", "\U0001f600", "\udcff"]:
+        for i in range(3):
+            values = ["wan", "ifup", "eth1"]
+            values[i] = f"a{c}b"
+            assert json.loads(control.trigger_request(*values)) == {
+                "op": "trigger", "iface": values[0], "action": values[1], "device": values[2], "reply": "text"}, \
+                repr(c)
 
 
 @pytest.fixture(scope="module")
@@ -204,3 +217,56 @@ def test_a_hostile_or_broken_answer_is_one_clear_line(stand_in, answer):
     assert r.stdout == "" and r.stderr.count("\n") == 1 and r.stderr.startswith("edgeddns: "), r.stderr
     assert "malformed" in r.stderr or "refused" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr and "\x1b" not in r.stderr and "\x07" not in r.stderr, r.stderr
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.none(), st.text(max_size=30), st.integers()), st.one_of(st.none(), st.text(max_size=1100)),
+       st.booleans(), st.booleans())
+def test_whatever_the_agent_has_to_say_it_says_in_a_line_the_client_reads(word, text, ok, queued):
+    """The agent's side: free text loses its control characters (a newline would end the answer early, an
+    escape would reach the terminal), odd words become ``internal``; the client never refuses the result."""
+    from edgeddns.control_server import plain_answer
+
+    obj = {"ok": True, "queued": True, "trigger": word, "pid": 42} if ok and queued else \
+        {"ok": True, "queued": False, "reason": text, "pid": 42} if ok else \
+        {"ok": False, "error": {"code": word, "message": text}}
+    line = plain_answer(obj)
+    assert "\n" not in line
+    answer = control.read_trigger_answer(line.encode())
+    assert answer["ok"] is ok and answer.get("pid", 42) == 42
+    if not ok:
+        assert answer["code"] == (word if control._word(word) else "internal")
+
+
+def test_a_flood_is_cut_after_a_short_line(tmp_path):
+    """A trigger's answer is one short line: a flooding agent is cut after a few KiB (the status client
+    takes up to 16 MiB; the hotplug path has no use for that much)."""
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    cfg = write_config(tmp_path, HOSTS_CONFIG.format(d=tmp_path, state=state))
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(str(state / control.SOCKET_NAME))
+    srv.listen(1)
+    sent = []
+
+    def flood():
+        c, _ = srv.accept()
+        n = 0
+        with c:
+            c.recv(4096)
+            try:
+                while n < 64 << 20:
+                    n += c.send(b"ok ignored 7 " + b"a" * 65536)
+            except OSError:
+                pass
+        sent.append(n)
+
+    t = threading.Thread(target=flood, daemon=True)
+    t.start()
+    try:
+        r = run_cli("trigger", "-c", cfg, "--iface", "wan", "--timeout", "30")
+        t.join(30)
+    finally:
+        srv.close()
+    assert r.returncode == 1 and "longer than 4096 bytes" in r.stderr, r.stderr
+    assert sent and sent[0] < 8 << 20, sent
