@@ -18,7 +18,7 @@ import os
 import socket
 import struct
 import threading
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
 from edgeddns.control import IGNORED_ACTIONS, MAX_FIELD, MAX_REQUEST, WORD_CHARS, ControlError, socket_path
 
@@ -148,16 +148,36 @@ class ControlServer:
             self._reply(conn, {"ok": False, "error": {"code": "busy", "message": "too many clients"}})
             conn.close()
             return True
-        threading.Thread(target=self._client, args=(conn,), name="edgeddns-control-client",
+        try:
+            head = conn.recv(MAX_REQUEST + 1, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            head = b""
+        except OSError:
+            conn.close()
+            self._slots.release()
+            return True
+        if b"\n" in head and _op(head) == "trigger":
+            # A trigger whose whole request is here already (the hotplug client sends it as it connects):
+            # answered on this thread. Its answer is one short line and it only queues an event, so nothing
+            # here waits on the client; a thread of its own would cost the hotplug path a few hundred µs.
+            try:
+                self._client(conn, head)
+            except Exception:  # a bug answering one client must not end the accept loop
+                import logging
+
+                logging.getLogger("edgeddns").exception("control socket: answering a trigger failed")
+            return True
+        threading.Thread(target=self._client, args=(conn, head), name="edgeddns-control-client",
                          daemon=True).start()
         return True
 
-    def _client(self, conn: socket.socket) -> None:
+    def _client(self, conn: socket.socket, head: bytes = b"") -> None:
+        later: List[Callable[[], None]] = []
         try:
             conn.settimeout(self.client_timeout)
             uid = peer_uid(conn)
             try:
-                line = _read_line(conn, MAX_REQUEST)
+                line = _read_line(conn, MAX_REQUEST, head)
             except ControlError as e:
                 line, problem = b"", e
             except OSError:
@@ -174,10 +194,14 @@ class ControlServer:
             elif problem is not None:
                 self._reply(conn, _error(problem.code, problem.message))
             else:
-                self._reply(conn, self._redact(self._handle(req)), text)
+                self._reply(conn, self._redact(self._handle(req, later)), text)
         finally:
             conn.close()
             self._slots.release()
+            # A trigger's work starts once it is answered: the agent's threads it wakes would otherwise
+            # compete with the answer for the interpreter while the hotplug client waits.
+            for work in later:
+                work()
 
     def _redact(self, obj: Dict[str, Any]) -> Dict[str, Any]:
         """Answers go through the live config's redaction step, like every other output."""
@@ -199,9 +223,13 @@ class ControlServer:
 
     def handle(self, line: bytes) -> Dict[str, Any]:
         """One request line in, one reply object out; never raises."""
-        return self._handle(_parse(line))
+        later: List[Callable[[], None]] = []
+        answer = self._handle(_parse(line), later)
+        for work in later:
+            work()
+        return answer
 
-    def _handle(self, req: Any) -> Dict[str, Any]:
+    def _handle(self, req: Any, later: List[Callable[[], None]]) -> Dict[str, Any]:
         if not isinstance(req, dict):
             return _error("bad_request", "not a JSON object")
         op = req.get("op")
@@ -211,14 +239,15 @@ class ControlServer:
         if reply == "text" and op != "trigger":
             return _error("bad_request", "a plain answer is for op trigger only")
         if op == "trigger":
-            return self._trigger(req)
+            return self._trigger(req, later)
         if op == "status":
             return {"ok": True, "state": self._state(), "pid": os.getpid()}
         if op == "update":
             return self._update(req)
         return _error("bad_request", f"unknown op {op!r} (use trigger, status or update)")
 
-    def _trigger(self, req: Dict[str, Any]) -> Dict[str, Any]:
+    def _trigger(self, req: Dict[str, Any], later: List[Callable[[], None]]) -> Dict[str, Any]:
+        """The answer; the work (log line, queued command) goes to ``later``, run after the answer is sent."""
         from edgeddns.commands import Command
 
         fields: Dict[str, Optional[str]] = {}
@@ -232,13 +261,13 @@ class ControlServer:
         assert agent is not None
         if action in IGNORED_ACTIONS:
             return {"ok": True, "queued": False, "reason": f"{action}: no address to publish", "pid": os.getpid()}
-        self._log("info", "trigger %s%s%s", action or "manual", f" {iface}" if iface else "",
-                  f" ({fields['device']})" if fields["device"] else "")
+        later.append(lambda: self._log("info", "trigger %s%s%s", action or "manual", f" {iface}" if iface else "",
+                                       f" ({fields['device']})" if fields["device"] else ""))
         if action and action.startswith("ntp"):
             # The system clock was stepped or synchronised: measure again, then check the records.
-            agent.commands.handle(Command("sync_time"), _ignore, trigger="ntp", then_check=True)
+            later.append(lambda: agent.commands.handle(Command("sync_time"), _ignore, trigger="ntp", then_check=True))
             return {"ok": True, "queued": True, "trigger": "ntp", "pid": os.getpid()}
-        agent.commands.handle(Command("update", iface=iface), _ignore, trigger="hotplug")
+        later.append(lambda: agent.commands.handle(Command("update", iface=iface), _ignore, trigger="hotplug"))
         return {"ok": True, "queued": True, "trigger": "hotplug", "pid": os.getpid()}
 
     def _update(self, req: Dict[str, Any]) -> Dict[str, Any]:
@@ -299,8 +328,9 @@ def peer_uid(conn: socket.socket) -> Optional[int]:
     return uid
 
 
-def _read_line(conn: socket.socket, limit: int) -> bytes:
-    buf = b""
+def _read_line(conn: socket.socket, limit: int, buf: bytes = b"") -> bytes:
+    if len(buf) > limit:
+        raise ControlError(f"request longer than {limit} bytes", "bad_request")
     while b"\n" not in buf:
         chunk = conn.recv(1024)
         if not chunk:
@@ -312,6 +342,11 @@ def _read_line(conn: socket.socket, limit: int) -> bytes:
     if not line:
         raise ControlError("empty request", "bad_request")
     return line
+
+
+def _op(head: bytes) -> Any:
+    req = _parse(head.split(b"\n", 1)[0].strip())
+    return req.get("op") if isinstance(req, dict) else None
 
 
 def _parse(line: bytes) -> Any:
