@@ -12,8 +12,6 @@ every message. A test checks that both give the same namespace whenever
 :func:`quick` answers. Standard library only, and nothing at import time.
 """
 
-from __future__ import annotations
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import SimpleNamespace
@@ -23,7 +21,7 @@ if TYPE_CHECKING:
 _COMMON = {"-c": ("config", "str"), "--config": ("config", "str"), "-v": ("verbose", "count"),
            "--verbose": ("verbose", "count"), "-q": ("quiet", "count"), "--quiet": ("quiet", "count"),
            "--syslog": ("syslog", "flag")}
-_HOT: Dict[str, Dict[str, Tuple[str, str]]] = {
+_HOT: "Dict[str, Dict[str, Tuple[str, str]]]" = {
     "trigger": {"--iface": ("iface", "str"), "--action": ("action", "str"), "--device": ("device", "str"),
                 "--fallback-update": ("fallback_update", "flag"), "--timeout": ("timeout", "float")},
     "update": {"--record": ("record", "append"), "--force": ("force", "flag"), "--dry-run": ("dry_run", "flag"),
@@ -36,7 +34,7 @@ _DEFAULTS = {"trigger": {"iface": None, "action": None, "device": None, "fallbac
              "run": {}, "status": {"json": False}}
 
 
-def quick(argv: List[str]) -> Optional[SimpleNamespace]:
+def quick(argv: "List[str]") -> "Optional[SimpleNamespace]":
     """The namespace argparse would build for ``argv``, or None when argparse must read it."""
     if not argv or argv[0] not in _HOT:
         return None

@@ -4,8 +4,6 @@ Kept apart from :mod:`edgeddns.cli` so the agent and the one-shot commands can
 use it without importing the command-line parser.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 
@@ -38,7 +36,7 @@ def no_config_found() -> str:
             f"(give one with -c FILE)")
 
 
-def load_config(args: argparse.Namespace) -> Config:
+def load_config(args: "argparse.Namespace") -> "Config":
     """Load the config or exit 2 with one line naming the file and key."""
     from edgeddns.config import load
     from edgeddns.errors import ConfigError
@@ -57,7 +55,7 @@ def load_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
-def setup_logging(args: argparse.Namespace, cfg: Config, *, lazy: bool = False):
+def setup_logging(args: "argparse.Namespace", cfg: "Config", *, lazy: bool = False):
     """Configure the ``edgeddns`` logger; ``lazy``: only once a line is due (see edgeddns.lazylog)."""
     verbose, quiet = getattr(args, "verbose", 0), getattr(args, "quiet", 0)
     level = "debug" if verbose > quiet else "warning" if quiet > verbose else cfg.agent.log_level

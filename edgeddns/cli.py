@@ -5,8 +5,6 @@ command runs, so ``edgeddns trigger`` (the hotplug path) costs little more
 than the interpreter itself.
 """
 
-from __future__ import annotations
-
 import sys
 
 from edgeddns.bootstrap import EXIT_FAILED, EXIT_OK, EXIT_USAGE, load_config
@@ -28,7 +26,7 @@ COMMANDS = {
 }
 
 
-def parser() -> argparse.ArgumentParser:
+def parser() -> "argparse.ArgumentParser":
     import argparse
 
     from edgeddns import __version__
@@ -97,7 +95,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def cmd_check_config(args: argparse.Namespace) -> int:
+def cmd_check_config(args: "argparse.Namespace") -> int:
     import json
 
     from edgeddns.config import dump
@@ -120,7 +118,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: "Optional[List[str]]" = None) -> int:
     from edgeddns.argv import quick
 
     args = quick(sys.argv[1:] if argv is None else argv) or parser().parse_args(argv)

@@ -37,8 +37,6 @@ modules it needs at top level; the state dir is found by
 :mod:`edgeddns.statedir`, not through :mod:`edgeddns.config`.
 """
 
-from __future__ import annotations
-
 import _socket  # socket.py would add selectors, enum and array to every hotplug event
 import os
 import sys
@@ -80,7 +78,7 @@ def socket_path(state_dir: str) -> str:
     return os.path.join(state_dir, SOCKET_NAME)
 
 
-def request(path: str, obj: Dict[str, Any], timeout: float = 2.0) -> Dict[str, Any]:
+def request(path: str, obj: "Dict[str, Any]", timeout: float = 2.0) -> "Dict[str, Any]":
     """Send one request, return the reply. ControlError codes: no_agent, denied, timeout, protocol."""
     import json
 
@@ -160,7 +158,7 @@ WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123
 _DIGITS = frozenset("0123456789")
 
 
-def trigger_request(iface: Optional[str], action: Optional[str], device: Optional[str]) -> bytes:
+def trigger_request(iface: "Optional[str]", action: "Optional[str]", device: "Optional[str]") -> bytes:
     """The request line of a trigger that asks for the plain answer."""
     fields = (("iface", iface), ("action", action), ("device", device))
     if all(v is None or WORD_CHARS.issuperset(v) for _, v in fields):
@@ -181,11 +179,11 @@ def _printable(text: object) -> bool:
     return isinstance(text, str) and 0 < len(text) <= 1024 and text.isprintable()
 
 
-def _pid(text: str) -> Optional[int]:
+def _pid(text: str) -> "Optional[int]":
     return int(text) if 0 < len(text) <= 10 and _DIGITS.issuperset(text) else None
 
 
-def read_trigger_answer(line: bytes) -> Dict[str, Any]:
+def read_trigger_answer(line: bytes) -> "Dict[str, Any]":
     """A trigger's answer, plain or (from an agent before the plain answer) JSON, as checked fields.
 
     ``{"ok": True, "queued": True, "trigger": word, "pid": int}``,
@@ -217,7 +215,7 @@ def read_trigger_answer(line: bytes) -> Dict[str, Any]:
     raise ControlError("the agent sent a malformed reply", "protocol")
 
 
-def _from_json(text: str) -> Optional[Dict[str, Any]]:
+def _from_json(text: str) -> "Optional[Dict[str, Any]]":
     import json
 
     try:

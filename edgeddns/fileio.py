@@ -3,13 +3,10 @@ kept in a directory no other user can touch.
 
 Shared by the state store, the control socket, the config loader (secret
 files) and the providers that write local files; a leaf module (``os``,
-``stat``, ``errno``, ``time`` only; ``re`` where temp files are cleared, which the
-hotplug path never does), so the hotplug path can use it at no cost.
+``stat``, ``time``; ``errno`` and ``re`` only in the functions that need them,
+which the hotplug path does not call), so the hotplug path can use it at no cost.
 """
 
-from __future__ import annotations
-
-import errno
 import os
 import stat
 import time
@@ -38,6 +35,8 @@ def fsync_dir(directory: str) -> None:
 
 def write_atomic(path: str, data: str, mode: int = 0o644) -> None:
     """Replace ``path`` with ``data`` so readers see the old or the new file, never half."""
+    import errno  # only for its error numbers; not loaded on the hotplug path
+
     directory = os.path.dirname(os.path.abspath(path))
     # A temp file in the same directory (so rename is atomic), created new
     # (O_EXCL) under a random name: a file or symlink someone planted under a
@@ -76,6 +75,8 @@ def read_limited(path: str, limit: int, *, follow: bool = True) -> bytes:
     larger than ``limit``. ``follow=False`` refuses a symlink (``O_NOFOLLOW``).
     Errors are :class:`OSError` with a readable ``strerror``.
     """
+    import errno  # only for its error numbers; not loaded on the hotplug path
+
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
     fd = os.open(path, flags)
     try:
@@ -105,7 +106,7 @@ def _size(n: int) -> str:
     return f"{n >> 10} KiB" if not n % 1024 else f"{n} bytes"
 
 
-def private_dir_problem(path: str, *, create: bool, owners: Optional[Container[int]] = None) -> Optional[str]:
+def private_dir_problem(path: str, *, create: bool, owners: "Optional[Container[int]]" = None) -> "Optional[str]":
     """Why ``path`` cannot be trusted as a private directory, or None.
 
     Refused: a symlink, a non-directory, a directory owned by anyone but
@@ -168,7 +169,7 @@ def _make_parents(directory: str) -> None:
     os.chmod(directory, 0o755)
 
 
-def remove_stale_temps(directory: str, now: Optional[float] = None) -> None:
+def remove_stale_temps(directory: str, now: "Optional[float]" = None) -> None:
     """Delete temp files a crash left behind (only ours by name, only old ones)."""
     import re  # not at the top: the hotplug path (trigger) reads this module and never clears temps
 

@@ -6,8 +6,6 @@ the whole config: a line scan reads the plain spelling; anything unusual is
 left to the TOML parser. Standard library only.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 
