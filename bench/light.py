@@ -215,8 +215,9 @@ def oneshots(lt: Light, rounds: int, peers: bool) -> Dict[str, dict]:
         "update, nothing changed, dyndns2 + url:": lambda: ([lt.edge, "update", "-c", dyn], env()),
         "trigger to a running agent": lambda: (
             [lt.edge, "trigger", "-c", agent_cfg, "--iface", "wan", "--action", "ifup"], env()),
-        # The same through the OpenWrt package's /usr/bin/edgeddns: pip's console-script wrapper
-        # imports re before edgeddns runs (distlib's template); the package's own wrapper does not.
+        # The same through the OpenWrt package's /usr/bin/edgeddns, run by the venv's python: since
+        # pyproject's script-files the venv's bin/edgeddns is that file too (pip's generated console-script
+        # wrapper imported re before edgeddns ran; the "import re" floor row shows what that cost).
         "trigger, OpenWrt wrapper": lambda: (
             [lt.py, os.path.join(ROOT, "openwrt", "files", "usr", "bin", "edgeddns"), "trigger", "-c", agent_cfg,
              "--iface", "wan", "--action", "ifup"], env()),
