@@ -16,7 +16,6 @@ config is taken or refused as a whole.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,10 +24,13 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 from edgeddns import __version__
 from edgeddns.clock import boottime
 from edgeddns.events import Event, Publisher, Source
+from edgeddns.jitter import Jitter
 from edgeddns.result import FAILED, Result, format_line, iso
 from edgeddns.scheduler import SETTLE, Scheduler
 
 if TYPE_CHECKING:
+    import random
+
     from edgeddns.clock import Clock
     from edgeddns.config import Config
     from edgeddns.engine import Engine
@@ -79,7 +81,7 @@ class Agent:
         self._on_fatal = on_fatal
         self.engine = self._engine_factory(config, self.clock)
         self.monotonic = monotonic
-        self.rng = rng or random.Random()
+        self.rng = rng or Jitter()  # uniform() is all the agent draws: no random module in the daemon
         self.scheduler = Scheduler(config, monotonic=monotonic, rng=self.rng, settle=settle,
                                    last_published=self._last_published, wall=time.time)
         self.commands = CommandHandler(self, self.rng)

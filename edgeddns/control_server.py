@@ -13,9 +13,9 @@ replaced.
 
 from __future__ import annotations
 
+import _socket  # socket.py would keep selectors, enum's socket classes and array in an idle daemon
 import json
 import os
-import socket
 import struct
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
@@ -40,7 +40,7 @@ class ControlServer:
         self.update_timeout = update_timeout
         self.error: Optional[str] = None  # why the socket is not served, if it is not
         self._agent: Optional["AgentPort"] = None
-        self._sock: Optional[socket.socket] = None
+        self._sock: Optional[_socket.socket] = None
         self._ino: Optional[int] = None
         self._watcher: Optional["SocketWatcher"] = None
         self._slots = threading.BoundedSemaphore(max_clients)
@@ -88,7 +88,7 @@ class ControlServer:
         except OSError as e:
             raise ControlError(f"cannot create {directory}: {e.strerror}") from None
         self._replace_stale(stat)
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
         try:
             try:
                 os.unlink(tmp)
@@ -119,7 +119,7 @@ class ControlServer:
             raise ControlError(f"cannot inspect {self.path}: {e.strerror}") from None
         if not stat.S_ISSOCK(st.st_mode):
             raise ControlError(f"{self.path} exists and is not a socket; not replacing it")
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        probe = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
         probe.settimeout(1.0)
         try:
             probe.connect(self.path)
@@ -141,15 +141,16 @@ class ControlServer:
     def _accept(self) -> bool:
         assert self._sock is not None
         try:
-            conn, _ = self._sock.accept()
+            fd, _ = self._sock._accept()  # accept4(SOCK_CLOEXEC), as socket.py's accept() does
         except OSError:
             return True
+        conn = _socket.socket(fileno=fd)  # blocking, as the listener is
         if not self._slots.acquire(blocking=False):
             self._reply(conn, {"ok": False, "error": {"code": "busy", "message": "too many clients"}})
             conn.close()
             return True
         try:
-            head = conn.recv(MAX_REQUEST + 1, socket.MSG_DONTWAIT)
+            head = conn.recv(MAX_REQUEST + 1, _socket.MSG_DONTWAIT)
         except BlockingIOError:
             head = b""
         except OSError:
@@ -171,7 +172,7 @@ class ControlServer:
                          daemon=True).start()
         return True
 
-    def _client(self, conn: socket.socket, head: bytes = b"") -> None:
+    def _client(self, conn: _socket.socket, head: bytes = b"") -> None:
         later: List[Callable[[], None]] = []
         try:
             conn.settimeout(self.client_timeout)
@@ -209,7 +210,7 @@ class ControlServer:
         return config.redactor.data(obj)
 
     @staticmethod
-    def _reply(conn: socket.socket, obj: Dict[str, Any], text: bool = False) -> None:
+    def _reply(conn: _socket.socket, obj: Dict[str, Any], text: bool = False) -> None:
         data = plain_answer(obj) if text else json.dumps(obj, separators=(",", ":"), default=str)
         try:
             conn.sendall(data.encode() + b"\n")
@@ -315,20 +316,20 @@ def _ignore(answer: Dict[str, Any]) -> None:
     """Triggers are acknowledged when queued; their answers have nowhere to go."""
 
 
-def peer_uid(conn: socket.socket) -> Optional[int]:
+def peer_uid(conn: _socket.socket) -> Optional[int]:
     """The uid of the process at the other end (Linux ``SO_PEERCRED``)."""
-    opt = getattr(socket, "SO_PEERCRED", None)
+    opt = getattr(_socket, "SO_PEERCRED", None)
     if opt is None:
         return None
     try:
-        raw = conn.getsockopt(socket.SOL_SOCKET, opt, struct.calcsize("3i"))
+        raw = conn.getsockopt(_socket.SOL_SOCKET, opt, struct.calcsize("3i"))
     except OSError:
         return None
     _pid, uid, _gid = struct.unpack("3i", raw)
     return uid
 
 
-def _read_line(conn: socket.socket, limit: int, buf: bytes = b"") -> bytes:
+def _read_line(conn: _socket.socket, limit: int, buf: bytes = b"") -> bytes:
     if len(buf) > limit:
         raise ControlError(f"request longer than {limit} bytes", "bad_request")
     while b"\n" not in buf:

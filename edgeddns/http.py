@@ -83,7 +83,7 @@ class HttpClient:
                  monotonic=time.monotonic):
         import warnings
 
-        import requests
+        requests = import_requests()
         from requests.adapters import HTTPAdapter
         from urllib3.exceptions import SystemTimeWarning
 
@@ -180,6 +180,44 @@ class HttpClient:
 
     def close(self) -> None:
         self.session.close()
+
+
+# What requests imports only to guess the encoding of Response.text (see import_requests).
+CHARSET_DETECTORS = ("charset_normalizer", "chardet")
+
+
+def import_requests() -> Any:
+    """``requests``, imported without a character-set detector.
+
+    requests loads charset_normalizer (or chardet) only to guess the encoding
+    of ``Response.text``; this module reads the raw bytes and decodes them
+    itself. The detector is the largest part of what an HTTP update leaves in
+    a daemon (its compiled tables: about 2.6 MiB of the 6.6 that requests
+    costs). requests 2.32 and later go without one (``apparent_encoding`` is
+    then UTF-8); an older requests that needs one is imported as it is.
+    """
+    import sys
+    import warnings
+
+    # requests says once that it found no detector: that is the intent here, not news.
+    warnings.filterwarnings("ignore", message="Unable to find acceptable character detection", module="requests")
+    blocked = [m for m in CHARSET_DETECTORS if m not in sys.modules]
+    for m in blocked:
+        sys.modules[m] = None  # "import m" raises ImportError (only while requests loads)
+    try:
+        import requests
+    except ImportError:
+        for name in [k for k in sys.modules if k == "requests" or k.startswith("requests.")]:
+            del sys.modules[name]  # the half-imported package: import it again, detector and all
+        for m in blocked:
+            del sys.modules[m]
+        blocked = []
+        import requests
+    finally:
+        for m in blocked:
+            if m in sys.modules and sys.modules[m] is None:
+                del sys.modules[m]  # no one else is refused it
+    return requests
 
 
 def _trace(method: str, host: str, path: str, outcome: str, elapsed: float) -> None:

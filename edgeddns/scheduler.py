@@ -8,7 +8,8 @@ flood of events costs memory per record, not per event. The worker asks
 then re-arms its own timers (retry, poll, verification, keepalive).
 
 Time is an injected monotonic callable (``edgeddns.clock`` offers one that
-counts suspend); randomness is an injected ``random.Random``. Blocking waits
+counts suspend); randomness is injected too (``uniform()`` of a seeded
+``random.Random`` in tests, of :class:`~edgeddns.jitter.Jitter` by default). Blocking waits
 are capped, so a clock that jumps forward (resume from suspend) is noticed
 within ``MAX_WAIT`` even though ``threading`` waits on CLOCK_MONOTONIC.
 """
@@ -16,12 +17,12 @@ within ``MAX_WAIT`` even though ``threading`` waits on CLOCK_MONOTONIC.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
 
+from edgeddns.jitter import Jitter
 from edgeddns.plan import (
     NO_RETRY,
     PROVIDER_TROUBLE,
@@ -35,6 +36,8 @@ from edgeddns.plan import (
 )
 
 if TYPE_CHECKING:
+    import random
+
     from edgeddns.config import Config
     from edgeddns.events import Event
     from edgeddns.result import Result
@@ -53,7 +56,7 @@ class Scheduler:
                  last_published: Optional[Callable[[str], Optional[float]]] = None,
                  wall: Callable[[], float] = time.time):
         self.monotonic = monotonic
-        self.rng = rng or random.Random()
+        self.rng = rng or Jitter()
         self.settle = settle
         self.backoff = backoff or Backoff()
         self.last_published = last_published or (lambda key: None)

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import os
 import select
-import socket
 import threading
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
+
+if TYPE_CHECKING:
+    import _socket  # the base of socket.socket: the control server serves a bare one
 
 
 class SocketWatcher:
     """Calls ``on_ready()`` each time ``sock`` is readable; returns False from it to stop."""
 
-    def __init__(self, sock: socket.socket, on_ready: Callable[[], bool], name: str):
+    def __init__(self, sock: _socket.socket, on_ready: Callable[[], bool], name: str):
         self.sock = sock
         self._on_ready = on_ready
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC) if hasattr(os, "pipe2") else os.pipe()

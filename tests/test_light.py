@@ -234,3 +234,145 @@ def test_an_idle_daemon_loads_no_event_source_its_config_does_not_name(tmp_path)
 
     assert kinds_loaded("static:8.8.8.8") == "[] ['control']"
     assert kinds_loaded("interface:eth0") == "['edgeddns.netevents'] ['control', 'netlink']"
+
+
+# -- the idle daemon: what it holds once started ---------------------------------------------------
+# `edgeddns run` in a fresh interpreter (-S, as above) plus one thread that, when the test writes a
+# byte to its stdin (the first update's log line was seen), lists the modules loaded beyond a bare
+# start and ends the daemon with SIGTERM. threading and signal are imported before the listing's
+# baseline (the daemon needs both anyway); the thread itself imports nothing.
+IDLE_WATCH = r'''
+import os, signal, sys, threading
+bare = set(sys.modules)
+
+def watch():
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+    os.read(0, 1)
+    os.write(1, ("\nMODULES " + " ".join(sorted(set(sys.modules) - bare)) + "\n").encode())
+    os.kill(os.getpid(), signal.SIGTERM)
+
+threading.Thread(target=watch, daemon=True).start()
+from edgeddns.cli import main
+raise SystemExit(main(["run", "-c", sys.argv[1]]))
+'''
+
+
+def idle_daemon_modules(cfg, ready="[startup]", timeout=60.0):
+    """The modules an ``edgeddns run`` holds once its first update logged ``ready``."""
+    import time
+
+    p = subprocess.Popen([sys.executable, "-S", "-c", IDLE_WATCH, cfg], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=bare_env(), cwd=ROOT, text=True)
+    watchdog = threading.Timer(timeout, p.kill)
+    watchdog.start()
+    log = []
+    try:
+        for line in p.stderr:
+            log.append(line)
+            if ready in line:
+                break
+        # Anything the worker imports after that line (saving the state, releasing the session) is
+        # imported within moments; the listing is for modules that stay, so this only narrows the
+        # chance that a late one is missed (it can never make the test fail).
+        time.sleep(0.5)
+        p.stdin.write("x")
+        p.stdin.flush()
+        out, err = p.communicate()
+    finally:
+        watchdog.cancel()
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    text = "".join(log) + err
+    assert any(ready in x for x in log), text
+    assert p.returncode == 0, text
+    line = [x for x in out.splitlines() if x.startswith("MODULES ")]
+    assert line, out + text
+    return set(line[-1].split()[1:])
+
+
+# Standard modules the idle hosts daemon has no use for: socket.py (with selectors and array) where
+# the control socket needs only _socket, random (with math, bisect and _sha512) where a jitter needs a
+# few random bytes.
+NOT_IN_IDLE_HOSTS_DAEMON = ("socket", "selectors", "array", "random", "_random", "bisect", "_sha512")
+
+
+def test_an_idle_hosts_daemon_holds_no_module_it_does_not_need(tmp_path):
+    cfg = write_config(tmp_path, f"""
+        [agent]
+        node_id = "t"
+        state_dir = "{tmp_path}/state"
+        [ip]
+        ipv4 = ["static:8.8.8.8"]
+        [providers.lan]
+        type = "hosts"
+        path = "{tmp_path}/hosts"
+        [[records]]
+        name = "home.example.com"
+        provider = "lan"
+    """)
+    mods = idle_daemon_modules(cfg)
+    assert "edgeddns.providers.hosts" in mods, sorted(mods)  # the listing is the daemon's
+    assert unwanted(mods, NOT_IN_IDLE_HOSTS_DAEMON) == [], unwanted(mods, NOT_IN_IDLE_HOSTS_DAEMON)
+    assert heavy(mods) == [], heavy(mods)
+
+
+# requests imports a character-set detector (charset_normalizer, or chardet) only to guess the
+# encoding of Response.text; edgeddns.http reads the raw bytes and decodes them itself.
+NOT_AFTER_AN_HTTP_UPDATE = ("charset_normalizer", "chardet")
+
+
+def test_an_idle_daemon_after_an_http_update_holds_no_charset_detector(tmp_path):
+    from tests.fakes.dyndns2 import FakeDyndns2
+    from tests.fakes.server import FakeServer
+
+    fake = FakeDyndns2({"user": "pass-word-1234"}, ["home.example.com"])
+    srv = FakeServer(fake).start()
+    try:
+        cfg = write_config(tmp_path, f"""
+            [agent]
+            node_id = "t"
+            state_dir = "{tmp_path}/state"
+            [ip]
+            ipv4 = ["static:8.8.4.4"]
+            [providers.dyn]
+            type = "dyndns2"
+            endpoint = "{srv.url}/nic/update"
+            username = "user"
+            password = "pass-word-1234"
+            [[records]]
+            name = "home.example.com"
+            provider = "dyn"
+        """)
+        mods = idle_daemon_modules(cfg, ready="updated")
+    finally:
+        srv.stop()
+    assert fake.records == {("home.example.com", "A"): "8.8.4.4"}
+    assert "requests" in mods and "urllib3" in mods, sorted(mods)  # the update went through requests
+    assert unwanted(mods, NOT_AFTER_AN_HTTP_UPDATE) == [], unwanted(mods, NOT_AFTER_AN_HTTP_UPDATE)
+
+
+def _import_requests_with(tmp_path, requests_init):
+    """edgeddns.http.import_requests against a stand-in requests package (and a detector it may want)."""
+    pkg = tmp_path / "requests"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(requests_init)
+    (tmp_path / "charset_normalizer.py").write_text("DETECTOR = True\n")
+    code = ("import sys\nsys.path[:0] = [sys.argv[1]]\nfrom edgeddns.http import import_requests\n"
+            "r = import_requests()\nprint(r.DETECTOR)\nimport charset_normalizer\nprint(charset_normalizer.DETECTOR)")
+    p = subprocess.run([sys.executable, "-S", "-c", code, str(tmp_path)], capture_output=True, text=True,
+                       env=bare_env(), timeout=60)
+    assert p.returncode == 0, p.stderr
+    return p.stdout.split()
+
+
+def test_requests_that_can_go_without_a_detector_is_imported_without_one(tmp_path):
+    # As requests 2.32+: the detector is optional. Afterwards nobody else is refused it.
+    init = "try:\n    import charset_normalizer\n    DETECTOR = True\nexcept ImportError:\n    DETECTOR = False\n"
+    assert _import_requests_with(tmp_path, init) == ["False", "True"]
+
+
+def test_an_older_requests_that_needs_a_detector_is_imported_with_it(tmp_path):
+    # As requests before 2.32: its import fails without one; it is then imported as it is.
+    init = "import charset_normalizer\nDETECTOR = charset_normalizer.DETECTOR\n"
+    assert _import_requests_with(tmp_path, init) == ["True", "True"]
