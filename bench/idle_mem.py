@@ -172,21 +172,20 @@ def main() -> int:
     lt = Light(args, py)
     try:
         lt.b.dyn.set_wan(lt.addr())
-        confs = {"hosts": lt.hosts_conf("idle-hosts"), "mqtt": lt.hosts_conf("idle-hosts-mqtt", mqtt=True),
-                 "dyn": lt.dyn_conf("idle-dyn-mqtt", mqtt=True)}
-        if args.only:
-            confs = {k: v for k, v in confs.items() if k in args.only.split(",")}
-        daemons = [(k, c, lt.edge) for k, c in confs.items()]
-        if lt.base_edge:
-            daemons += [("base-" + k, lt.hosts_conf("base-" + k, mqtt=k == "mqtt") if k != "dyn"
-                         else lt.dyn_conf("base-dyn", mqtt=True), lt.base_edge) for k in confs]
+        # A config per daemon and round, each with a fresh state dir: every daemon starts as
+        # light.py's do, with its first update to make (the dyndns2 one through requests).
+        fresh = {"hosts": lambda n: lt.hosts_conf(n), "mqtt": lambda n: lt.hosts_conf(n, mqtt=True),
+                 "dyn": lambda n: lt.dyn_conf(n, mqtt=True)}
+        kinds = [k for k in fresh if not args.only or k in args.only.split(",")]
+        daemons = [(k, k, lt.edge) for k in kinds] + ([("base-" + k, k, lt.base_edge) for k in kinds]
+                                                      if lt.base_edge else [])
         res: Dict[str, List[int]] = {"floor": [], "ifloor": []}
         res.update({k: [] for k, _, _ in daemons})
-        for _ in range(args.rounds):
+        for i in range(args.rounds):
             res["floor"].append(measure([lt.py, "-c", "pass"], env())[0].rss_kb)
             res["ifloor"].append(measure([lt.py, "-c", "import ssl, paho.mqtt.client, requests"], env())[0].rss_kb)
-            for key, cfg, edge in daemons:
-                res[key].append(idle_rss(lt, cfg, args.idle, edge))
+            for key, kind, edge in daemons:
+                res[key].append(idle_rss(lt, fresh[kind](f"idle-{key}-{i}"), args.idle, edge))
         med = {k: statistics.median(v) / 1024 for k, v in res.items()}
         print(f"load {os.getloadavg()[0]:.2f}; {args.rounds} rounds, medians (MiB)")
         print(f"floor python -c pass: {med['floor']:.2f}; import floor ssl+paho+requests: {med['ifloor']:.2f}")
@@ -196,9 +195,7 @@ def main() -> int:
         rep = {"medians_mib": med, "runs_kb": res, "load": os.getloadavg()[0]}
         if args.diag:
             rep["diag"] = {}
-            fresh = {"hosts": lambda n: lt.hosts_conf(n), "mqtt": lambda n: lt.hosts_conf(n, mqtt=True),
-                     "dyn": lambda n: lt.dyn_conf(n, mqtt=True)}
-            for key in confs:  # each with a fresh state dir: its first update happens, as in the rounds
+            for key in kinds:  # each with a fresh state dir: its first update happens, as in the rounds
                 rep["diag"][key] = diag(lt, fresh[key](f"diag-{key}"), args.idle, tracemalloc=False)
                 rep["diag"][key + "+tracemalloc"] = diag(lt, fresh[key](f"diag-tm-{key}"), args.idle,
                                                          tracemalloc=True)
