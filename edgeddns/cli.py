@@ -5,9 +5,10 @@ command runs, so ``edgeddns trigger`` (the hotplug path) costs little more
 than the interpreter itself.
 """
 
+import os
 import sys
 
-from edgeddns.bootstrap import EXIT_FAILED, EXIT_OK, EXIT_USAGE, load_config
+from edgeddns.bootstrap import EXIT_FAILED, EXIT_OK, EXIT_USAGE, default_config_path, load_config
 
 # Not at run time: the hot commands (see edgeddns.argv) never build the parser.
 TYPE_CHECKING = False
@@ -131,6 +132,14 @@ def main(argv: "Optional[List[str]]" = None) -> int:
     if not args.command:
         parser().print_help(sys.stderr)
         return EXIT_USAGE
+    if args.command == "update":
+        from edgeddns import quickcheck
+
+        config = args.config or default_config_path()
+        if quickcheck.plain(args) and os.path.isfile(config):
+            status = quickcheck.answer(args, config)  # nothing changed since the last run: its lines again
+            if status is not None:
+                return status
     module, _, func = COMMANDS[args.command].partition(":")
     try:
         handler = getattr(__import__(module, fromlist=[func]), func)

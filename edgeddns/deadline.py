@@ -4,8 +4,9 @@ Socket timeouts bound each read, not the request: a server sending one byte
 just inside the timeout keeps a request alive for ever. A :class:`Deadline`
 arms a timer for the whole budget; when it fires, it shuts down the socket of
 whatever connection the request is using, so the blocked read returns at once
-and the caller reports a timeout. Used by both HTTP paths (``edgeddns.http``
-and ``edgeddns.echo``); a leaf module (only ``socket`` and ``threading``).
+and the caller reports a timeout. Used by ``edgeddns.http``, whose pooled
+connections read inside urllib3 (``edgeddns.echo`` owns its reads and arms a
+budget before each instead); a leaf module (only ``socket`` and ``threading``).
 """
 
 from __future__ import annotations

@@ -4,85 +4,114 @@ Speaks a minimal HTTP/1.0 over a plain socket rather than using requests or
 even http.client: a URL source runs on every check, and on the path where
 nothing changed those imports (requests, or http.client with the email
 package and, for http:// URLs, ssl) were the largest avoidable start-up cost.
+For the same reason it uses ``_socket`` (``socket.py`` adds ``enum`` and
+``selectors``) and bounds the whole fetch without a timer thread: before each
+blocking step the socket's timeout is set to what is left of the budget, so
+a server that sends a byte at a time still cannot keep it past the budget.
 """
 
 from __future__ import annotations
 
-import socket
-from typing import TYPE_CHECKING, Dict, Optional, Tuple
-from urllib.parse import urlsplit
+import _socket
+import time
 
-from edgeddns.deadline import Deadline
-
+TYPE_CHECKING = False  # typing's own flag imports typing: this runs on every no-change check
 if TYPE_CHECKING:
+    from typing import Dict, Optional, Tuple
+
     from edgeddns.clock import Clock
+
+    # (tls, host, port, request path with query, Host header): a URL as the fetch needs it
+    Target = Tuple[bool, str, int, str, str]
 
 MAX_ANSWER = 65536
 MAX_HEAD = 16384
 
 
-def _connect(host: str, port: int, family: int, deadline: Deadline) -> socket.socket:
-    af = socket.AF_INET if family == 4 else socket.AF_INET6
+class Budget:
+    """One fetch's time, connect to last byte, shared by every blocking step."""
+
+    def __init__(self, seconds: float):
+        self.end = time.monotonic() + seconds
+
+    def arm(self, sock: _socket.socket) -> None:
+        """Let ``sock``'s next blocking step take what is left, no more (raises when nothing is)."""
+        left = self.end - time.monotonic()
+        if left <= 0:
+            raise _socket.timeout("timed out")
+        sock.settimeout(left)
+
+
+def _connect(host: str, port: int, family: int, budget: Budget) -> _socket.socket:
+    af = _socket.AF_INET if family == 4 else _socket.AF_INET6
     err: Optional[OSError] = None
     try:
         # An ASCII name goes as bytes: a str is run through the IDNA codec, whose import (stringprep,
         # unicodedata) costs the one-shot more than the lookup. Other names still get IDNA.
         name = host.encode("ascii") if host.isascii() else host
-        infos = socket.getaddrinfo(name, port, af, socket.SOCK_STREAM)
-    except socket.gaierror as e:
+        infos = _socket.getaddrinfo(name, port, af, _socket.SOCK_STREAM)
+    except _socket.gaierror as e:
         raise OSError(f"cannot resolve {host} over IPv{family}: {e.strerror}") from None
     for fam, stype, proto, _, addr in infos:
-        left = deadline.remaining()
-        if left <= 0:
-            raise OSError("timed out")  # every address together shares the one budget
-        s = socket.socket(fam, stype, proto)
-        s.settimeout(left)
+        s = _socket.socket(fam, stype, proto)
         try:
+            budget.arm(s)  # every address together shares the one budget
             s.connect(addr)
             return s
+        except _socket.timeout:
+            s.close()
+            raise
         except OSError as e:
             err = e
             s.close()
     raise OSError(f"cannot connect to {host}: {getattr(err, 'strerror', None) or err}")
 
 
+def target(url: str) -> Target:
+    """What a fetch of ``url`` needs, split once (``urllib.parse`` costs a cheap path more than the fetch)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    tls = parts.scheme == "https"
+    path = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+    return tls, parts.hostname or "", parts.port or (443 if tls else 80), path, parts.netloc
+
+
 def fetch(url: str, family: int, *, timeout: float = 5.0, clock: Optional[Clock] = None) -> str:
     """The answer's text; ``timeout`` bounds the whole fetch, connect to last byte."""
-    with Deadline(timeout) as deadline:
-        try:
-            return _fetch(url, family, clock, deadline)
-        except OSError:
-            if deadline.expired:
-                raise OSError(f"timed out after {timeout:g} s") from None
-            raise
+    return get(target(url), family, timeout=timeout, clock=clock)
 
 
-def _fetch(url: str, family: int, clock: Optional[Clock], deadline: Deadline) -> str:
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    tls = parts.scheme == "https"
-    port = parts.port or (443 if tls else 80)
-    sock = _connect(host, port, family, deadline)
+def get(to: Target, family: int, *, timeout: float = 5.0, clock: Optional[Clock] = None) -> str:
+    """:func:`fetch` for a URL already split by :func:`target`."""
     try:
-        deadline.attach(sock)
+        return _fetch(to, family, clock, Budget(timeout))
+    except _socket.timeout:  # TimeoutError from 3.10; its own OSError subclass before
+        raise OSError(f"timed out after {timeout:g} s") from None
+
+
+def _fetch(to: Target, family: int, clock: Optional[Clock], budget: Budget) -> str:
+    tls, host, port, path, netloc = to
+    sock = _connect(host, port, family, budget)
+    try:
         if tls:
+            import socket
+
             from edgeddns.tls import make_context
 
+            # ssl wraps socket.socket objects; the handshake takes the budget left after the connect.
+            sock = socket.socket(sock.family, sock.type, sock.proto, fileno=sock.detach())
+            budget.arm(sock)
             sock = make_context(None, clock).wrap_socket(sock, server_hostname=host)
-            deadline.attach(sock)
-        path = parts.path or "/"
-        if parts.query:
-            path += "?" + parts.query
-        request = (f"GET {path} HTTP/1.0\r\nHost: {parts.netloc}\r\nUser-Agent: edgeddns\r\n"
+        request = (f"GET {path} HTTP/1.0\r\nHost: {netloc}\r\nUser-Agent: edgeddns\r\n"
                    "Accept: text/plain\r\nConnection: close\r\n\r\n")
         try:
             data = request.encode("ascii")
         except UnicodeEncodeError:
             raise OSError("the URL must be ASCII (percent-encode it)") from None
+        budget.arm(sock)
         sock.sendall(data)
-        status, headers, body = _read_response(sock)
-        if deadline.expired:  # a shut-down socket reads as an early end, not an error
-            raise OSError("timed out")
+        status, headers, body = _read_response(sock, budget)
         if status != 200:
             raise OSError(f"HTTP {status}")
         if "chunked" in headers.get("transfer-encoding", "").lower():
@@ -92,7 +121,7 @@ def _fetch(url: str, family: int, clock: Optional[Clock], deadline: Deadline) ->
         sock.close()
 
 
-def _read_response(sock: socket.socket) -> Tuple[int, Dict[str, str], bytes]:
+def _read_response(sock: _socket.socket, budget: Budget) -> Tuple[int, Dict[str, str], bytes]:
     """Status, lower-cased headers and body, bounded in size.
 
     Reads to Content-Length when given, else to EOF; a TLS peer that closes
@@ -102,8 +131,11 @@ def _read_response(sock: socket.socket) -> Tuple[int, Dict[str, str], bytes]:
     limit = MAX_HEAD + MAX_ANSWER + 1024
     want: Optional[int] = None
     while len(buf) < limit and (want is None or len(buf) < want):
+        budget.arm(sock)
         try:
             chunk = sock.recv(min(65536, limit - len(buf)))
+        except _socket.timeout:
+            raise
         except OSError:
             tls = hasattr(sock, "version")  # ssl.SSLSocket, without importing ssl for plain http
             if not tls or b"\r\n\r\n" not in buf:

@@ -13,7 +13,7 @@ import time
 
 TYPE_CHECKING = False  # typing's own flag would import typing on the hotplug path
 if TYPE_CHECKING:
-    from typing import Container, Optional
+    from typing import Container, Optional, Union
 
 # ``.NAME.<16 hex>.tmp`` from write_atomic, and ``.NAME.<pid>.tmp`` from versions before it.
 _TEMP = r"^\..+\.([0-9a-f]{16}|[0-9]+)\.tmp$"
@@ -33,8 +33,8 @@ def fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
-def write_atomic(path: str, data: str, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``data`` so readers see the old or the new file, never half."""
+def write_atomic(path: str, data: "Union[str, bytes]", mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data`` (text is written as UTF-8) so readers see the old or the new file, never half."""
     import errno  # only for its error numbers; not loaded on the hotplug path
 
     directory = os.path.dirname(os.path.abspath(path))
@@ -52,8 +52,8 @@ def write_atomic(path: str, data: str, mode: int = 0o644) -> None:
     else:
         raise OSError(errno.EEXIST, "no free temporary file name", directory)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(data)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
             f.flush()
             os.fchmod(f.fileno(), mode)
             os.fsync(f.fileno())

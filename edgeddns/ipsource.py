@@ -183,6 +183,11 @@ class Detector:
     cmd_timeout: float = 10.0
     run: Optional[Callable[..., Any]] = None  # subprocess.run, imported when a cmd:/ubus: source runs
     interface_addresses: Optional[Callable[[int], list]] = None
+    # For the one-shot's memo (edgeddns.quickcheck): every source asked, in order, as
+    # (kind, arg, family, the text a url: source answered, else None); None records nothing.
+    asked: Optional[List[Tuple[str, str, int, Optional[str]]]] = None
+    # Answers already fetched for url: sources, by (arg, family): taken instead of fetching again.
+    fetched: Optional[Dict[Tuple[str, int], str]] = None
 
     def detect(self, sources: List[str], family: int, allow_private: bool = False, *,
                select: str = DEFAULT_POLICY, match: Optional[str] = None, suffix: Optional[str] = None,
@@ -256,6 +261,8 @@ class Detector:
         fn = getattr(self, f"_src_{kind}", None)
         if fn is None:
             raise AddressError(f"unknown source kind {kind!r}")
+        if self.asked is not None and kind != "url":
+            self.asked.append((kind, arg, family, None))
         if kind == "ubus":
             return self._src_ubus(arg, family, prefixes)
         return [c if isinstance(c, Candidate) else Candidate(c) for c in fn(arg, family)]
@@ -286,10 +293,16 @@ class Detector:
     def _src_url(self, arg: str, family: int) -> List[str]:
         from edgeddns.echo import fetch
 
-        try:
-            text = fetch(arg, family, timeout=self.url_timeout, clock=self.clock)
-        except OSError as e:
-            raise AddressError(str(e) or e.__class__.__name__) from None
+        text = self.fetched.pop((arg, family), None) if self.fetched else None
+        if text is None:
+            try:
+                text = fetch(arg, family, timeout=self.url_timeout, clock=self.clock)
+            except OSError as e:
+                if self.asked is not None:
+                    self.asked.append(("url", arg, family, None))
+                raise AddressError(str(e) or e.__class__.__name__) from None
+        if self.asked is not None:
+            self.asked.append(("url", arg, family, text))
         found = scan(text, family)
         if not found:
             raise AddressError(f"no IPv{family} address in the answer")

@@ -40,6 +40,11 @@ def cancel_deferred() -> None:
     _deferred.clear()
 
 
+def still_deferred() -> bool:
+    """Is the deferred setup still pending, that is, has no line been logged since it was deferred?"""
+    return bool(_deferred)
+
+
 def _due(level: int) -> bool:
     """Is a line at ``level`` to be logged? Performs the deferred setup when it is."""
     if "logging" in sys.modules and not _deferred:

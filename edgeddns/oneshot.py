@@ -26,8 +26,11 @@ HANDOFF_TIMEOUT = 660.0  # seconds: the agent answers after the run (provider ti
 
 
 def cmd_update(args: argparse.Namespace) -> int:
+    import time
+
     from edgeddns.lazylog import cancel_deferred
 
+    args.started_ns = time.time_ns()  # before the config is read: see quickcheck.remember
     cfg = load_config(args)
     private_state_dir(cfg.agent.state_dir)
     log = setup_logging(args, cfg, lazy=True)  # a run that finds nothing changed usually logs nothing
@@ -92,28 +95,43 @@ def _hand_over(cfg: Any, args: argparse.Namespace, pid: Optional[int], secrets: 
 def _here(cfg: Any, args: argparse.Namespace, log: Any, secrets: Redactor) -> int:
     from edgeddns.clock import build_clock
     from edgeddns.engine import Engine, UpdateRequest, summarize
+    from edgeddns.ipsource import Detector
     from edgeddns.state import StateStore
 
     state = StateStore.open(cfg.agent.state_dir)
     if state.error:
         log.warning(state.error)
     clock = build_clock(cfg.clock, cfg.agent.state_dir)
-    engine = Engine(cfg, clock, state)
+    # ``fetched``: url: answers the memo check (edgeddns.quickcheck) already has; ``asked`` for the next memo.
+    detector = Detector(clock=clock, asked=[], fetched=getattr(args, "fetched", None))
+    engine = Engine(cfg, clock, state, detector=detector)
     try:
         # ``trigger --fallback-update`` runs this on the agent's behalf and says so in the results.
         results = engine.run(UpdateRequest(records=args.record, force=args.force, dry_run=args.dry_run,
                                            trigger=getattr(args, "trigger", "cli")))
     finally:
         engine.close()
-    for r in results:
-        _print(r.as_dict(), args.json, secrets)
+    out = "".join(_print(r.as_dict(), args.json, secrets) for r in results)
     if state.error:
         log.warning(state.error)
     if not results:
         log.warning("no records configured")
-    return summarize(results)
+    status = summarize(results)
+    if not args.dry_run:
+        from edgeddns import quickcheck
+
+        started = getattr(args, "started_ns", None)
+        remembered = started is not None and quickcheck.remember(args, cfg, detector, results, out, status,
+                                                                 state.error, started)
+        if not remembered and quickcheck.plain(args):
+            quickcheck.forget(cfg.path)  # a plain run that could not be memoised: neither can the next
+    return status
 
 
-def _print(d: Dict[str, Any], as_json: bool, secrets: Redactor) -> None:
+def _print(d: Dict[str, Any], as_json: bool, secrets: Redactor) -> str:
+    """Print one result (a line of text or JSON) and return what was printed."""
     d = secrets.data(d)  # before serialising: a secret is matched as itself, not as JSON made it
-    print(json.dumps(d, sort_keys=False) if as_json else format_line(d), flush=True)
+    line = (json.dumps(d, sort_keys=False) if as_json else format_line(d)) + "\n"
+    sys.stdout.write(line)
+    sys.stdout.flush()
+    return line

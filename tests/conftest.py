@@ -12,6 +12,12 @@ from typing import Dict, Optional
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The memos of no-change updates (edgeddns.quickcheck) go to the suite's own private dir, not /run;
+# every CLI the tests start inherits it.
+if not os.environ.get("EDGEDDNS_RUNTIME_DIR"):
+    import tempfile
+
+    os.environ["EDGEDDNS_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="edgeddns-run-")
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 

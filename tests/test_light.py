@@ -53,7 +53,8 @@ def bare_env():
 def loaded_by(argv, cwd=ROOT):
     """Run the CLI in a fresh interpreter and return (exit status, modules loaded beyond a bare start)."""
     code = ("import sys, os\nbare = set(sys.modules)\nfrom edgeddns.cli import main\nrc = main(%r)\n"
-            "import json\nsys.stdout.flush()\nprint('\\nMODULES ' + json.dumps(sorted(set(sys.modules) - bare)))\n"
+            "mods = sorted(set(sys.modules) - bare)\n"  # before json (and re) are imported to say them
+            "import json\nsys.stdout.flush()\nprint('\\nMODULES ' + json.dumps(mods))\n"
             "raise SystemExit(rc)" % (argv,))
     p = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, env=bare_env(), cwd=cwd,
                        timeout=60)

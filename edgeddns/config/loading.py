@@ -84,7 +84,8 @@ def build(rd: Reader, data: Dict[str, Any], path: str) -> Config:
     providers = _providers(rd, data)
     records = _records(rd, data, providers, ip)
     cfg = Config(path=path, agent=agent, ip=ip, clock=clock, providers=providers, records=records,
-                 mqtt=mqtt, secrets=rd.secrets, warnings=list(rd.warnings))
+                 mqtt=mqtt, secrets=rd.secrets, warnings=list(rd.warnings), files=list(rd.files),
+                 env_secrets=rd.env_secrets)
     cfg.warnings.extend(_provider_warnings(path, providers))
     if rd.inline_secrets:
         try:

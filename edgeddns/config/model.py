@@ -137,6 +137,8 @@ class Config:
     mqtt: Optional[MqttConfig] = None
     secrets: List[Secret] = field(default_factory=list)
     warnings: List[str] = field(default_factory=list)
+    files: List[str] = field(default_factory=list)  # the files it names and read (secrets, CA bundles)
+    env_secrets: bool = False  # a secret came from the environment (env:VAR)
 
     @cached_property
     def redactor(self) -> Redactor:

@@ -36,6 +36,10 @@ class Reader:
         self.secrets: List[Secret] = []
         self.inline_secrets = False
         self.warnings: List[str] = []
+        # What the config depends on besides its own text (edgeddns.quickcheck's memo checks them):
+        # the files it names (secrets, CA bundles) and whether a secret came from the environment.
+        self.files: List[str] = []
+        self.env_secrets = False
 
     def fail(self, key: str, message: str) -> ConfigError:
         return ConfigError(self.path, key, message)
@@ -106,6 +110,7 @@ class Reader:
                 if var not in self.environ or not self.environ[var]:
                     raise self.fail(where, f"environment variable {var} is not set")
                 s = Secret(self.environ[var], raw)
+                self.env_secrets = True
             else:
                 if not raw:
                     raise self.fail(where, "is empty")
@@ -126,6 +131,7 @@ class Reader:
         before a byte is read.
         """
         full = self.resolve_path(fpath)
+        self.files.append(full)
         try:
             raw = read_limited(full, MAX_SECRET_FILE)
         except OSError as e:
@@ -197,6 +203,7 @@ class Reader:
         if not value.strip():
             raise self.fail(f"{key}.{name}", "is empty (leave it out for the default)")
         value = self.resolve_path(value)
+        self.files.append(value)
         if not os.path.isfile(value):
             raise self.fail(f"{key}.{name}", f"no such file: {value}")
         return value

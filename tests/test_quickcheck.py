@@ -1,0 +1,253 @@
+"""A no-change ``update`` answered from the last run's memo (edgeddns.quickcheck), and every way it must not be.
+
+Real processes throughout: the CLI in a fresh interpreter, a real HTTP
+"what is my IP" page, the dyndns2 fake over TLS. Whether the memo answered is
+read from the modules the run loaded (no TOML parser, no dataclasses): a
+deterministic stand-in for the time it saves (bench/light.py measures that).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from tests.conftest import write_config
+from tests.fakes.dyndns2 import FakeDyndns2
+from tests.fakes.server import FakeServer
+from tests.test_light import loaded_by
+
+USER, PASSWORD = "user@example.org", "memo-Pa55word-0123"
+# What a full update loads and an answer from the memo must not.
+FULL_PATH = ("tomllib", "tomli", "dataclasses", "typing", "json", "re", "ipaddress", "edgeddns.config",
+             "edgeddns.engine", "edgeddns.oneshot")
+
+
+class CheckIp:
+    """A plain-HTTP "what is my IP" page whose answer a test can change; it counts the requests."""
+
+    def __init__(self):
+        self.body = b"Current IP Address: 8.8.4.4\n"
+        self.hits = 0
+        page = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                page.hits += 1
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(page.body)))
+                self.end_headers()
+                self.wfile.write(page.body)
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.srv.server_port}/"
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, server_context, ca_file):
+    """Every test's config, written once and left to settle: a memo is written only for files
+    unchanged for 2 s (a change within a time stamp's granularity could go unseen)."""
+    base = tmp_path_factory.mktemp("memo")
+    page = CheckIp()
+    dyn = FakeDyndns2({USER: PASSWORD}, ["home.example.com"])
+    srv = FakeServer(dyn, ssl_context=server_context).start()
+    configs = {}
+
+    def hosts(name):
+        d = base / name
+        d.mkdir()
+        configs[name] = write_config(d, f"""
+            [agent]
+            node_id = "t"
+            state_dir = "{d}/state"
+            [ip]
+            ipv4 = ["static:8.8.8.8"]
+            [providers.lan]
+            type = "hosts"
+            path = "{d}/hosts"
+            [[records]]
+            name = "home.example.com"
+            provider = "lan"
+        """)
+
+    def dyndns2(name, secret='password_file = "password"'):
+        d = base / name
+        d.mkdir()
+        (d / "password").write_text(PASSWORD + "\n")
+        os.chmod(d / "password", 0o600)
+        configs[name] = write_config(d, f"""
+            [agent]
+            node_id = "t"
+            state_dir = "{d}/state"
+            [ip]
+            ipv4 = ["url:{page.url}"]
+            [providers.dyn]
+            type = "dyndns2"
+            endpoint = "{srv.url}nic/update"
+            ca_file = "{ca_file}"
+            username = "{USER}"
+            {secret}
+            [[records]]
+            name = "home.example.com"
+            provider = "dyn"
+        """)
+
+    for name in ("answers", "locked", "foreign", "state_edited", "verbose"):
+        hosts(name)
+    for name in ("new_address", "new_secret"):
+        dyndns2(name)
+    dyndns2("env_secret", 'password = "env:EDGEDDNS_TEST_MEMO_PASSWORD"')
+    time.sleep(2.1)
+    yield configs, page, dyn
+    page.close()
+    srv.stop()
+
+
+def memo_file(cfg):
+    from edgeddns.quickcheck import memo_path
+
+    return memo_path(cfg)
+
+
+def run(cfg, *extra):
+    p, mods = loaded_by(["update", "-c", cfg, *extra])
+    assert "Traceback" not in p.stderr, p.stderr
+    return p, set(mods)
+
+
+def printed(p):
+    return p.stdout.split("\nMODULES ")[0]
+
+
+def answered_by_memo(mods):
+    return not [m for m in FULL_PATH if m in mods]
+
+
+def test_a_second_no_change_update_prints_the_same_from_the_memo(world):
+    cfg = world[0]["answers"]
+    first, mods1 = run(cfg)
+    assert first.returncode == 0 and "updated" in first.stdout, first.stdout + first.stderr
+    assert not os.path.exists(memo_file(cfg))  # something changed: nothing to remember
+    second, mods2 = run(cfg)
+    assert second.returncode == 0 and second.stdout.startswith("unchanged"), second.stdout + second.stderr
+    assert not answered_by_memo(mods2)  # the whole update found nothing changed and wrote the memo
+    st = os.stat(memo_file(cfg))
+    assert st.st_mode & 0o777 == 0o600 and os.stat(os.path.dirname(memo_file(cfg))).st_mode & 0o077 == 0
+    third, mods3 = run(cfg)
+    assert (third.returncode, printed(third), third.stderr) == (0, printed(second), "")
+    assert answered_by_memo(mods3), sorted(m for m in FULL_PATH if m in mods3)
+    # Nothing heavier than the state dir's lock and the file checks.
+    assert not [m for m in mods3 if m in ("socket", "threading", "logging", "argparse", "enum", "hashlib")]
+
+
+def test_a_changed_address_at_the_url_source_is_updated_and_asked_for_once(world):
+    cfg, page, dyn = world[0]["new_address"], world[1], world[2]
+    for _ in range(3):
+        p, mods = run(cfg)
+        assert p.returncode == 0, p.stdout + p.stderr
+    assert answered_by_memo(mods) and p.stdout.startswith("unchanged")
+    before, sent = page.hits, len(dyn.requests)
+    page.body = b"Current IP Address: 9.9.9.9\n"
+    try:
+        p, mods = run(cfg)
+    finally:
+        page.body = b"Current IP Address: 8.8.4.4\n"
+    assert p.returncode == 0 and p.stdout.startswith("updated") and "9.9.9.9" in p.stdout, p.stdout + p.stderr
+    # The memo's check asked the page; the update took that answer instead of asking again.
+    assert page.hits == before + 1
+    assert len(dyn.requests) == sent + 1 and dyn.requests[-1].query["myip"] == "9.9.9.9"
+
+
+def test_a_changed_secret_file_republishes_instead_of_answering_from_the_memo(world):
+    cfg, dyn = world[0]["new_secret"], world[2]
+    for _ in range(3):
+        p, mods = run(cfg)
+    assert answered_by_memo(mods) and p.stdout.startswith("unchanged"), p.stdout + p.stderr
+    sent = len(dyn.requests)
+    secret = os.path.join(os.path.dirname(cfg), "password")
+    with open(secret, "w") as f:  # the same password, rewritten: the signature changes, the memo does not apply
+        f.write(PASSWORD + "\n")
+    p, mods = run(cfg)
+    assert not answered_by_memo(mods)
+    assert p.returncode == 0 and p.stdout.startswith("unchanged") and len(dyn.requests) == sent, p.stdout
+    # Same content, same fingerprint: unchanged, and (the file just written) no memo until it settles.
+    assert not os.path.exists(memo_file(cfg))
+
+
+def test_an_edited_state_file_is_noticed(world):
+    cfg = world[0]["state_edited"]
+    for _ in range(3):
+        p, mods = run(cfg)
+    assert answered_by_memo(mods)
+    state = os.path.join(os.path.dirname(cfg), "state", "state.json")
+    with open(state) as f:
+        text = f.read()
+    with open(state, "w") as f:
+        f.write(text.replace("8.8.8.8", "8.8.8.9"))
+    p, mods = run(cfg)
+    # The whole update ran: it compared with the edited state (and found the hosts file right).
+    assert not answered_by_memo(mods) and "(was 8.8.8.9)" in p.stdout, p.stdout + p.stderr
+
+
+def test_a_held_state_dir_goes_to_its_holder_not_to_the_memo(world):
+    cfg = world[0]["locked"]
+    for _ in range(3):
+        p, mods = run(cfg)
+    assert answered_by_memo(mods)
+    lock = os.path.join(os.path.dirname(cfg), "state", "control.lock")
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as a running agent holds it
+        os.pwrite(fd, b"4242 run\n", 0)
+        p, mods = run(cfg)
+    finally:
+        os.ftruncate(fd, 0)
+        os.close(fd)
+    assert not answered_by_memo(mods)
+    assert p.returncode == 1 and "pid 4242" in p.stderr, p.stdout + p.stderr
+
+
+def test_a_memo_this_user_did_not_write_alone_is_ignored(world):
+    cfg = world[0]["foreign"]
+    for _ in range(3):
+        p, mods = run(cfg)
+    assert answered_by_memo(mods)
+    path = memo_file(cfg)
+    os.chmod(path, 0o644)  # readable (so writable, once) by others: not trusted
+    p, mods = run(cfg)
+    assert not answered_by_memo(mods) and p.returncode == 0
+    os.chmod(path, 0o600)
+    os.chown(path, 65534, -1)  # another user's
+    p, mods = run(cfg)
+    assert not answered_by_memo(mods) and p.returncode == 0
+
+
+def test_options_and_warnings_are_never_answered_from_a_memo(world):
+    cfg = world[0]["verbose"]
+    for _ in range(3):
+        p, mods = run(cfg)
+    assert answered_by_memo(mods)
+    for extra in (["-v"], ["--json"], ["--dry-run"], ["--record", "home.example.com"], ["--force"]):
+        p, mods = run(cfg, *extra)
+        assert not answered_by_memo(mods), extra
+
+
+def test_a_secret_from_the_environment_is_never_memoised(world, monkeypatch):
+    cfg = world[0]["env_secret"]
+    monkeypatch.setenv("EDGEDDNS_TEST_MEMO_PASSWORD", PASSWORD)
+    for _ in range(3):
+        p, mods = run(cfg)
+        assert p.returncode == 0, p.stdout + p.stderr
+    assert not answered_by_memo(mods) and not os.path.exists(memo_file(cfg))
