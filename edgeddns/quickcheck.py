@@ -70,9 +70,10 @@ def memo_path(config: str) -> Optional[str]:
 def plain(args: argparse.Namespace) -> bool:
     """An ``update`` whose output a memo can give: no option but the config and ``-q`` (a one-shot
     that changes nothing logs nothing below a warning, and a memo is only of a run that logged nothing)."""
-    return (args.command == "update" and not args.record and not args.force and not args.dry_run
-            and not args.json and not args.standalone and not args.verbose and not args.syslog
-            and getattr(args, "trigger", "cli") == "cli")
+    if getattr(args, "command", None) != "update" or getattr(args, "trigger", "cli") != "cli":
+        return False  # also ``trigger --fallback-update``, which runs an update on the agent's behalf
+    return not any(getattr(args, name, None) for name in ("record", "force", "dry_run", "json", "standalone",
+                                                          "verbose", "syslog"))
 
 
 def signature(path: str) -> Optional[Tuple[int, ...]]:
