@@ -85,6 +85,27 @@ def signature(path: str) -> Optional[Tuple[int, ...]]:
     return st.st_dev, st.st_ino, st.st_mode, st.st_uid, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
+def dir_signature(path: str) -> Optional[Tuple[Tuple[int, ...], ...]]:
+    """What the update's check of a private dir reads (``fileio.private_dir_problem``): the dir's own
+    kind, owner and mode (not followed), and the modes of the dirs above it; None when it is missing."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    out = [(st.st_dev, st.st_ino, st.st_mode, st.st_uid)]
+    parent = os.path.dirname(os.path.realpath(path))
+    while True:
+        try:
+            out.append((os.stat(parent).st_mode,))
+        except OSError:
+            break
+        up = os.path.dirname(parent)
+        if up == parent:
+            break
+        parent = up
+    return tuple(out)
+
+
 def _version() -> Tuple[str, Optional[Tuple[int, ...]]]:
     """This edgeddns: its version and its package file (a reinstall rewrites it)."""
     from edgeddns import __file__ as init
@@ -139,6 +160,8 @@ def _replay(memo: Dict[str, Any], args: argparse.Namespace, config: str) -> Opti
     if any(signature(p) != (tuple(sig) if sig is not None else None) for p, sig in memo["files"]):
         return None
     state_dir = memo["state_dir"]
+    if dir_signature(state_dir) != memo["state_dir_signature"]:
+        return None  # moved, or its owner or mode changed: the update checks it again (and may refuse it)
     lock = _share_lock(os.path.join(state_dir, LOCK_NAME))
     if lock is None:
         return None  # an agent or another update holds the state dir: the update hands over or waits
@@ -220,6 +243,7 @@ def remember(args: argparse.Namespace, cfg: Config, detector: Detector, results:
     memo = {"format": FORMAT, "python": sys.version, "edgeddns": list(_version()),
             "config": os.path.abspath(cfg.path),
             "env": {name: os.environ.get(name) for name in ENV}, "files": files, "state_dir": state_dir,
+            "state_dir_signature": dir_signature(state_dir),
             "state": state, "sources": sources, "out": out, "status": status}
     return _write(path, marshal.dumps(memo))
 

@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.conftest import write_config
+from tests.conftest import run_cli, write_config
 from tests.fakes.dyndns2 import FakeDyndns2
 from tests.fakes.server import FakeServer
 from tests.test_light import loaded_by
@@ -104,7 +104,7 @@ def world(tmp_path_factory, server_context, ca_file):
             provider = "dyn"
         """)
 
-    for name in ("answers", "locked", "foreign", "state_edited", "verbose"):
+    for name in ("answers", "locked", "foreign", "state_edited", "verbose", "state_dir_opened"):
         hosts(name)
     for name in ("new_address", "new_secret"):
         dyndns2(name)
@@ -251,3 +251,17 @@ def test_a_secret_from_the_environment_is_never_memoised(world, monkeypatch):
         p, mods = run(cfg)
         assert p.returncode == 0, p.stdout + p.stderr
     assert not answered_by_memo(mods) and not os.path.exists(memo_file(cfg))
+
+
+def test_a_state_dir_opened_to_others_is_refused_as_without_a_memo(world):
+    cfg = world[0]["state_dir_opened"]
+    for _ in range(3):
+        p, mods = run(cfg)
+    assert answered_by_memo(mods)
+    state_dir = os.path.join(os.path.dirname(cfg), "state")
+    os.chmod(state_dir, 0o777)
+    try:
+        p = run_cli("update", "-c", cfg)
+    finally:
+        os.chmod(state_dir, 0o700)
+    assert p.returncode == 2 and "writable by group or others" in p.stderr, p.stdout + p.stderr
