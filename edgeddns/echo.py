@@ -10,8 +10,6 @@ blocking step the socket's timeout is set to what is left of the budget, so
 a server that sends a byte at a time still cannot keep it past the budget.
 """
 
-from __future__ import annotations
-
 import _socket
 import time
 
@@ -34,7 +32,7 @@ class Budget:
     def __init__(self, seconds: float):
         self.end = time.monotonic() + seconds
 
-    def arm(self, sock: _socket.socket) -> None:
+    def arm(self, sock: "_socket.socket") -> None:
         """Let ``sock``'s next blocking step take what is left, no more (raises when nothing is)."""
         left = self.end - time.monotonic()
         if left <= 0:
@@ -42,7 +40,7 @@ class Budget:
         sock.settimeout(left)
 
 
-def _connect(host: str, port: int, family: int, budget: Budget) -> _socket.socket:
+def _connect(host: str, port: int, family: int, budget: "Budget") -> "_socket.socket":
     af = _socket.AF_INET if family == 4 else _socket.AF_INET6
     err: Optional[OSError] = None
     try:
@@ -67,7 +65,7 @@ def _connect(host: str, port: int, family: int, budget: Budget) -> _socket.socke
     raise OSError(f"cannot connect to {host}: {getattr(err, 'strerror', None) or err}")
 
 
-def target(url: str) -> Target:
+def target(url: str) -> "Target":
     """What a fetch of ``url`` needs, split once (``urllib.parse`` costs a cheap path more than the fetch)."""
     from urllib.parse import urlsplit
 
@@ -77,12 +75,12 @@ def target(url: str) -> Target:
     return tls, parts.hostname or "", parts.port or (443 if tls else 80), path, parts.netloc
 
 
-def fetch(url: str, family: int, *, timeout: float = 5.0, clock: Optional[Clock] = None) -> str:
+def fetch(url: str, family: int, *, timeout: float = 5.0, clock: "Optional[Clock]" = None) -> str:
     """The answer's text; ``timeout`` bounds the whole fetch, connect to last byte."""
     return get(target(url), family, timeout=timeout, clock=clock)
 
 
-def get(to: Target, family: int, *, timeout: float = 5.0, clock: Optional[Clock] = None) -> str:
+def get(to: "Target", family: int, *, timeout: float = 5.0, clock: "Optional[Clock]" = None) -> str:
     """:func:`fetch` for a URL already split by :func:`target`."""
     try:
         return _fetch(to, family, clock, Budget(timeout))
@@ -90,7 +88,7 @@ def get(to: Target, family: int, *, timeout: float = 5.0, clock: Optional[Clock]
         raise OSError(f"timed out after {timeout:g} s") from None
 
 
-def _fetch(to: Target, family: int, clock: Optional[Clock], budget: Budget) -> str:
+def _fetch(to: "Target", family: int, clock: "Optional[Clock]", budget: "Budget") -> str:
     tls, host, port, path, netloc = to
     sock = _connect(host, port, family, budget)
     try:
@@ -121,7 +119,7 @@ def _fetch(to: Target, family: int, clock: Optional[Clock], budget: Budget) -> s
         sock.close()
 
 
-def _read_response(sock: _socket.socket, budget: Budget) -> Tuple[int, Dict[str, str], bytes]:
+def _read_response(sock: "_socket.socket", budget: "Budget") -> "Tuple[int, Dict[str, str], bytes]":
     """Status, lower-cased headers and body, bounded in size.
 
     Reads to Content-Length when given, else to EOF; a TLS peer that closes

@@ -21,8 +21,6 @@ option on the command line but ``-c``/``-q``, a run that logs or warns, and
 a state dir an agent holds (the update is handed to it).
 """
 
-from __future__ import annotations
-
 import marshal
 import os
 import sys
@@ -46,7 +44,7 @@ LOCK_NAME = "control.lock"  # edgeddns.statelock.LOCK_NAME (not imported: it pul
 STATE_NAME = "state.json"  # edgeddns.state.STATE_FILE
 
 
-def memo_dir() -> Optional[str]:
+def memo_dir() -> "Optional[str]":
     """Where memos live: ``$EDGEDDNS_RUNTIME_DIR``, else root's ``/run/edgeddns`` (``/var/run`` on
     OpenWrt), else ``$XDG_RUNTIME_DIR/edgeddns``; None when there is no private runtime dir."""
     given = os.environ.get("EDGEDDNS_RUNTIME_DIR")
@@ -58,7 +56,7 @@ def memo_dir() -> Optional[str]:
     return os.path.join(runtime, "edgeddns") if runtime else None
 
 
-def memo_path(config: str) -> Optional[str]:
+def memo_path(config: str) -> "Optional[str]":
     """The memo of the config at ``config``: its absolute path, escaped into one file name."""
     base = memo_dir()
     if base is None:
@@ -67,7 +65,7 @@ def memo_path(config: str) -> Optional[str]:
     return os.path.join(base, name) if len(name) <= 255 else None
 
 
-def plain(args: argparse.Namespace) -> bool:
+def plain(args: "argparse.Namespace") -> bool:
     """An ``update`` whose output a memo can give: no option but the config and ``-q`` (a one-shot
     that changes nothing logs nothing below a warning, and a memo is only of a run that logged nothing)."""
     if getattr(args, "command", None) != "update" or getattr(args, "trigger", "cli") != "cli":
@@ -76,7 +74,7 @@ def plain(args: argparse.Namespace) -> bool:
                                                           "verbose", "syslog"))
 
 
-def signature(path: str) -> Optional[Tuple[int, ...]]:
+def signature(path: str) -> "Optional[Tuple[int, ...]]":
     """A file's identity and last change as stat tells them; None when it is missing."""
     try:
         st = os.stat(path)
@@ -85,7 +83,7 @@ def signature(path: str) -> Optional[Tuple[int, ...]]:
     return st.st_dev, st.st_ino, st.st_mode, st.st_uid, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
-def dir_signature(path: str) -> Optional[Tuple[Tuple[int, ...], ...]]:
+def dir_signature(path: str) -> "Optional[Tuple[Tuple[int, ...], ...]]":
     """What the update's check of a private dir reads (``fileio.private_dir_problem``): the dir's own
     kind, owner and mode (not followed), and the modes of the dirs above it; None when it is missing."""
     try:
@@ -106,7 +104,7 @@ def dir_signature(path: str) -> Optional[Tuple[Tuple[int, ...], ...]]:
     return tuple(out)
 
 
-def _version() -> Tuple[str, Optional[Tuple[int, ...]]]:
+def _version() -> "Tuple[str, Optional[Tuple[int, ...]]]":
     """This edgeddns: its version and its package file (a reinstall rewrites it)."""
     from edgeddns import __file__ as init
     from edgeddns import __version__
@@ -114,7 +112,7 @@ def _version() -> Tuple[str, Optional[Tuple[int, ...]]]:
     return __version__, signature(init)
 
 
-def answer(args: argparse.Namespace, config: str) -> Optional[int]:
+def answer(args: "argparse.Namespace", config: str) -> "Optional[int]":
     """Print the last run's lines and return its exit status when nothing it read has changed.
 
     None: the whole update must run. Answers the sources gave while checking
@@ -132,7 +130,7 @@ def answer(args: argparse.Namespace, config: str) -> Optional[int]:
         return None
 
 
-def _read(path: str) -> Optional[Dict[str, Any]]:
+def _read(path: str) -> "Optional[Dict[str, Any]]":
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
@@ -152,7 +150,7 @@ def _read(path: str) -> Optional[Dict[str, Any]]:
     return memo if isinstance(memo, dict) else None
 
 
-def _replay(memo: Dict[str, Any], args: argparse.Namespace, config: str) -> Optional[int]:
+def _replay(memo: "Dict[str, Any]", args: "argparse.Namespace", config: str) -> "Optional[int]":
     if memo["config"] != os.path.abspath(config) or memo["edgeddns"] != list(_version()):
         return None
     if any(os.environ.get(name) != value for name, value in memo["env"].items()):
@@ -196,7 +194,7 @@ def _replay(memo: Dict[str, Any], args: argparse.Namespace, config: str) -> Opti
     return memo["status"]
 
 
-def _share_lock(path: str) -> Optional[int]:
+def _share_lock(path: str) -> "Optional[int]":
     """The state dir's lock, shared (writers take it exclusively); None when it is taken or missing."""
     import fcntl
 
@@ -212,8 +210,8 @@ def _share_lock(path: str) -> Optional[int]:
     return fd
 
 
-def remember(args: argparse.Namespace, cfg: Config, detector: Detector, results: List[Result], out: str,
-             status: int, state_error: Optional[str], started_ns: int) -> bool:
+def remember(args: "argparse.Namespace", cfg: "Config", detector: "Detector", results: "List[Result]", out: str,
+             status: int, state_error: "Optional[str]", started_ns: int) -> bool:
     """Write the memo of a run that changed nothing and said nothing; False when it is not one.
 
     ``started_ns``: when the run began (``time.time_ns()``), before it read the config.
@@ -248,8 +246,8 @@ def remember(args: argparse.Namespace, cfg: Config, detector: Detector, results:
     return _write(path, marshal.dumps(memo))
 
 
-def _sources(asked: List[Tuple[str, str, int, Optional[str]]],
-             timeout: float) -> Optional[List[Tuple[str, int, Any, float, str]]]:
+def _sources(asked: "List[Tuple[str, str, int, Optional[str]]]",
+             timeout: float) -> "Optional[List[Tuple[str, int, Any, float, str]]]":
     """The url: answers to ask again, in order; None when a source cannot be replayed."""
     from edgeddns.echo import target
 

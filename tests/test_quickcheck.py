@@ -149,7 +149,8 @@ def test_a_second_no_change_update_prints_the_same_from_the_memo(world):
     assert (third.returncode, printed(third), third.stderr) == (0, printed(second), "")
     assert answered_by_memo(mods3), sorted(m for m in FULL_PATH if m in mods3)
     # Nothing heavier than the state dir's lock and the file checks.
-    assert not [m for m in mods3 if m in ("socket", "threading", "logging", "argparse", "enum", "hashlib")]
+    assert not [m for m in mods3 if m in ("socket", "threading", "logging", "argparse", "enum", "hashlib", "__future__",
+                                         "types")], sorted(mods3)
 
 
 def test_a_changed_address_at_the_url_source_is_updated_and_asked_for_once(world):
