@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
 
 import pytest
@@ -270,3 +274,50 @@ def test_a_flood_is_cut_after_a_short_line(tmp_path):
         srv.close()
     assert r.returncode == 1 and "longer than 4096 bytes" in r.stderr, r.stderr
     assert sent and sent[0] < 8 << 20, sent
+
+
+def test_triggers_answered_on_the_accept_thread_leave_the_agent_serving(agent):
+    """A trigger that is complete when the agent accepts it is answered on the accept thread: clients that
+    hang up at once, or never read, or send two lines, cost that thread nothing and break nothing."""
+    a, _, sock = agent
+    line = control.trigger_request("wan", "ifdown", None)
+    for i in range(60):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(sock)
+        s.sendall(line if i % 3 else line + line)
+        if i % 2:
+            s.close()  # gone before the answer
+        else:
+            s.shutdown(socket.SHUT_WR)  # never reads; closed below
+            s.close()
+    assert _raw(sock, line) == f"ok ignored {a.proc.pid} ifdown: no address to publish\n".encode()
+    assert serving(sock) and a.proc.poll() is None
+    assert "Traceback" not in a.log and "answering a trigger failed" not in a.log, a.log[-2000:]
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv")
+def test_another_users_trigger_is_refused_in_the_plain_answer(tmp_path):
+    base = tempfile.mkdtemp(prefix="edgeddns-wire-")
+    try:
+        os.chmod(base, 0o755)
+        (tmp_path / "wan-ip").write_text("10.0.0.1\n")
+        state = os.path.join(base, "state")
+        cfg = write_config(tmp_path, HOSTS_CONFIG.format(d=tmp_path, state=state))
+        sock = os.path.join(state, control.SOCKET_NAME)
+        a = AgentProc(cfg)
+        try:
+            assert wait_for(lambda: serving(sock)), a.log
+            os.chmod(state, 0o755)
+            os.chmod(sock, 0o666)
+            code = ("import socket, sys\ns = socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\n"
+                    "s.sendall(sys.argv[2].encode())\nsys.stdout.write(s.recv(4096).decode())")
+            r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
+                                code, sock, control.trigger_request("wan", "ifup", None).decode()],
+                               capture_output=True, text=True, timeout=20)
+            assert r.stdout == "error forbidden uid 65534 may not control this agent\n", (r.stdout, r.stderr)
+            assert control.read_trigger_answer(r.stdout.encode().rstrip(b"\n"))["code"] == "forbidden"
+            assert a.wait_log(lambda t: "refused a client with uid 65534" in t)
+        finally:
+            assert a.stop() == 0, a.log
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
