@@ -290,6 +290,8 @@ def test_triggers_answered_on_the_accept_thread_leave_the_agent_serving(agent):
         else:
             s.shutdown(socket.SHUT_WR)  # never reads; closed below
             s.close()
+        if i % 10 == 9:  # the listen backlog is 16: wait until the agent has taken these (it answers in order)
+            assert _raw(sock, line).startswith(b"ok ignored ")
     assert _raw(sock, line) == f"ok ignored {a.proc.pid} ifdown: no address to publish\n".encode()
     assert serving(sock) and a.proc.poll() is None
     assert "Traceback" not in a.log and "answering a trigger failed" not in a.log, a.log[-2000:]
