@@ -28,8 +28,12 @@ def read_adjtimex() -> Optional[Tuple[int, int, int]]:
     """(state, status, maxerror in µs) from a read-only ``adjtimex(2)``, or None where unavailable."""
     if not sys.platform.startswith("linux"):
         return None
-    # Imported here: ctypes costs the no-change path a few ms it never needs.
-    import ctypes
+    # Imported here: ctypes costs the no-change path a few ms it never needs. OpenWrt ships it as an
+    # add-on (python3-ctypes) that the package does not need: without it the kernel is not asked.
+    try:
+        import ctypes
+    except ImportError:
+        return None
 
     class _Timex(ctypes.Structure):
         # Only the leading fields are named: their offsets are the same on every

@@ -13,7 +13,7 @@ from __future__ import annotations
 import calendar
 import re
 import time
-from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import quote, urlsplit
 
 from edgeddns.errors import (
@@ -35,7 +35,7 @@ from edgeddns.providers.base import Provider, RemoteRecord
 if TYPE_CHECKING:
     import xml.etree.ElementTree as ET
 
-    from edgeddns.config import RecordConfig
+    from edgeddns.config import ProviderConfig, RecordConfig
     from edgeddns.http import HttpResponse
 
 ENDPOINT = "https://route53.amazonaws.com"
@@ -144,6 +144,20 @@ def change_batch(name: str, rtype: str, value: str, ttl: int) -> bytes:
     ).encode()
 
 
+# OpenWrt ships xml as an add-on the package does not pull in (only Route 53 needs it).
+NO_XML = ("Route 53 answers in XML, and this Python has no xml package "
+          "(on OpenWrt: opkg install python3-xml)")
+
+
+def _xml() -> Any:
+    """``xml.etree.ElementTree``, or None where the standard library was installed without it."""
+    try:
+        import xml.etree.ElementTree as ET
+    except ImportError:
+        return None
+    return ET
+
+
 class Route53Provider(Provider):
     OPTIONS = {
         "access_key_id": Opt(str, required=True, header=True, doc="AWS access key ID"),
@@ -157,6 +171,12 @@ class Route53Provider(Provider):
     DISPLAY = "Route 53"
     ZONES_OF = "public hosted zone in this account"
     ZONE_MISSING = "no public hosted zone named {zone} in this account"
+
+    @classmethod
+    def config_warnings(cls, cfg: ProviderConfig) -> List[Tuple[str, str]]:
+        if _xml() is None:
+            return [("type", NO_XML)]
+        return []
 
     def __init__(self, ctx):
         super().__init__(ctx)
@@ -197,7 +217,9 @@ class Route53Provider(Provider):
         return self._check(resp)
 
     def _check(self, resp: HttpResponse) -> ET.Element:
-        import xml.etree.ElementTree as ET  # expat, loaded once a reply is read
+        ET = _xml()  # expat, loaded once a reply is read
+        if ET is None:
+            raise ProviderError(NO_XML)
 
         root: Optional[ET.Element]
         try:
