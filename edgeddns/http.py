@@ -14,7 +14,7 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional
 from urllib.parse import urlsplit
 
 from edgeddns import USER_AGENT
@@ -98,13 +98,24 @@ class HttpClient:
         self.monotonic = monotonic
         self._requests = requests
         self._local = threading.local()  # the Deadline of the request this thread is making
-        context = tls.make_context(ca_file, clock)
         pools = _watched_pools(self._local)
 
         class _Adapter(HTTPAdapter):
-            def __init__(self, ssl_context: Any = None):
-                self._ssl_context = ssl_context
+            def __init__(self, make_context: Optional[Callable[[], Any]] = None):
+                # The TLS context (with its CA store: the whole bundle where SSL_CERT_FILE names one,
+                # about 1.2 MB that stays resident) is built by the first request that needs it: a
+                # provider that speaks plain HTTP never does.
+                self._make_context = make_context
+                self._ssl_context: Any = None
                 super().__init__(max_retries=0)
+
+            def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+                if self._make_context is not None:
+                    self._ssl_context, self._make_context = self._make_context(), None
+                    # Pools are made on first use, so none exists yet without it (proxy managers
+                    # are made later still, by proxy_manager_for below).
+                    self.poolmanager.connection_pool_kw["ssl_context"] = self._ssl_context
+                return super().send(request, *args, **kwargs)
 
             def init_poolmanager(self, *args, **kwargs):
                 if self._ssl_context is not None:
@@ -120,13 +131,12 @@ class HttpClient:
                 return manager
 
         self.session = requests.Session()
-        self.session.mount("https://", _Adapter(context))
+        self.session.mount("https://", _Adapter(lambda: tls.make_context(ca_file, clock)))
         self.session.mount("http://", _Adapter())
         self.session.headers["User-Agent"] = USER_AGENT
         # Small JSON answers need no compression, and an uncompressed body is
         # one our own bound below measures exactly.
         self.session.headers["Accept-Encoding"] = "identity"
-        self.context = context
 
     def request(self, method: str, url: str, *, params: Optional[Mapping[str, str]] = None,
                 data: Any = None, json: Any = None, headers: Optional[Dict[str, str]] = None,

@@ -60,3 +60,29 @@ timeout = 3
         assert all(p.ctx._http is None for p in engine._providers.values())
     engine.close()
     assert len(closed) == 4
+
+
+def test_a_tls_context_is_built_by_the_first_https_request_only(monkeypatch, dyn, ca_file):
+    """Its CA store is most of what a session costs (the whole bundle, ~1.2 MB, where SSL_CERT_FILE names
+    one): a provider that speaks plain HTTP (a LAN webhook, PowerDNS on localhost) never builds one."""
+    from edgeddns import tls
+    from edgeddns.http import HttpClient
+
+    built = []
+    real = tls.make_context
+    monkeypatch.setattr(tls, "make_context", lambda *a, **kw: built.append(a) or real(*a, **kw))
+    plain = FakeServer(FakeDyndns2({USER: PASSWORD}, ["home.example.com"])).start()
+    http = HttpClient(clock=SystemClock(), ca_file=ca_file, timeout=3)
+    try:
+        r = http.request("GET", plain.url + "nic/update", params={"hostname": "home.example.com", "myip": "8.8.8.8"},
+                         auth=(USER, PASSWORD))
+        assert r.status == 200 and r.text.startswith("good"), r.text
+        assert built == []
+        for ip in ("8.8.8.8", "8.8.4.4"):  # verified with the configured CA: the clocked context is the one used
+            r = http.request("GET", dyn.url, params={"hostname": "home.example.com", "myip": ip},
+                             auth=(USER, PASSWORD))
+            assert r.status == 200 and r.text.startswith("good"), r.text
+        assert len(built) == 1 and built[0][0] == ca_file
+    finally:
+        http.close()
+        plain.stop()
