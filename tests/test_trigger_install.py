@@ -138,3 +138,26 @@ def test_the_docker_images_sources_are_enough_to_install(tmp_path):
     (wheel,) = glob.glob(str(tmp_path / "dist" / "edgeddns-*.whl"))
     with zipfile.ZipFile(wheel) as z:
         assert [n for n in z.namelist() if n.endswith(".data/scripts/edgeddns")], z.namelist()
+
+
+def test_the_launcher_does_not_look_for_modules_in_its_own_directory(tmp_path):
+    """Python puts a script's directory first on sys.path, so the first import of each module lists it:
+    /usr/bin (the OpenWrt package's place, or a system-wide install's) holds a thousand names on a desktop,
+    hundreds on a router, and none of them is a module of ours. Seen through Python's audit events."""
+    bindir = tmp_path / "usr" / "bin"
+    bindir.mkdir(parents=True)
+    for i in range(50):
+        (bindir / f"tool{i}").write_text("")
+    launcher = bindir / "edgeddns"
+    shutil.copy(WRAPPER, launcher)
+    # Run as `python launcher` runs it: its directory first on sys.path, its code as __main__.
+    code = ("import os, sys\nlisted = []\n"
+            "sys.addaudithook(lambda ev, args: listed.append(args[0]) if ev == 'os.listdir' else None)\n"
+            "launcher = sys.argv[1]\nsys.path[0] = os.path.dirname(launcher)\nsys.argv[:] = [launcher, '--version']\n"
+            "with open(launcher) as f:\n    code = compile(f.read(), launcher, 'exec')\n"
+            "try:\n    exec(code, {'__name__': '__main__', '__file__': launcher})\nexcept SystemExit as e:\n"
+            "    rc = e.code\n"
+            "print('LISTED', os.path.dirname(launcher) in listed, rc)")
+    p = subprocess.run([sys.executable, "-c", code, str(launcher)], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "PYTHONPATH": ROOT})
+    assert p.stdout.strip().endswith("LISTED False 0"), (p.stdout, p.stderr)
