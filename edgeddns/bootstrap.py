@@ -82,7 +82,7 @@ def private_state_dir(state_dir: str, *, client: bool = False) -> None:
     talks to the socket in it: it creates nothing and also accepts a dir owned
     by root, or, when it is root itself, by the agent's own (other) user.
     """
-    from edgeddns.fileio import private_dir_problem, remove_stale_temps
+    from edgeddns.statedir import private_dir_problem
 
     if client:
         owners = range(0, 1 << 32) if os.geteuid() == 0 else {os.geteuid(), 0}
@@ -93,4 +93,6 @@ def private_state_dir(state_dir: str, *, client: bool = False) -> None:
         print(f"edgeddns: state dir {state_dir} {problem}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
     if not client:
+        from edgeddns.fileio import remove_stale_temps
+
         remove_stale_temps(state_dir)

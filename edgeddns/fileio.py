@@ -3,17 +3,21 @@ kept in a directory no other user can touch.
 
 Shared by the state store, the control socket, the config loader (secret
 files) and the providers that write local files; a leaf module (``os``,
-``stat``, ``time``; ``errno`` and ``re`` only in the functions that need them,
-which the hotplug path does not call), so the hotplug path can use it at no cost.
+``stat``, ``time``, and :mod:`edgeddns.statedir`, a leaf too, whose
+:func:`private_dir_problem` it re-exports; ``errno`` and ``re`` only in the
+functions that need them), so a one-shot can use it at little cost.
 """
 
 import os
 import stat
 import time
 
+# It lived here; the hotplug path reads it from statedir without loading this module.
+from edgeddns.statedir import private_dir_problem  # noqa: F401
+
 TYPE_CHECKING = False  # typing's own flag would import typing on the hotplug path
 if TYPE_CHECKING:
-    from typing import Container, Optional, Union
+    from typing import Optional, Union
 
 # ``.NAME.<16 hex>.tmp`` from write_atomic, and ``.NAME.<pid>.tmp`` from versions before it.
 _TEMP = r"^\..+\.([0-9a-f]{16}|[0-9]+)\.tmp$"
@@ -104,69 +108,6 @@ def _size(n: int) -> str:
     if n >= 1 << 20 and not n % (1 << 20):
         return f"{n >> 20} MiB"
     return f"{n >> 10} KiB" if not n % 1024 else f"{n} bytes"
-
-
-def private_dir_problem(path: str, *, create: bool, owners: "Optional[Container[int]]" = None) -> "Optional[str]":
-    """Why ``path`` cannot be trusted as a private directory, or None.
-
-    Refused: a symlink, a non-directory, a directory owned by anyone but
-    ``owners`` (default: this user), one writable by group or others, and one
-    inside a world-writable directory without the sticky bit (where anyone
-    could rename it away and put their own in its place). ``create`` makes it
-    (0700, parents 0755) when missing. A directory that is missing (and could
-    not be made) is not a problem here: there is nothing in it to trust.
-    """
-    path = os.path.abspath(path)
-    if create:
-        try:
-            _make_parents(os.path.dirname(path))
-            os.mkdir(path, 0o700)
-        except FileExistsError:
-            pass
-        except OSError:
-            # Cannot be made (read-only or full file system): nothing there to
-            # distrust; the state store reports it and keeps the state in memory.
-            pass
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return None
-    except OSError as e:
-        return f"cannot inspect it: {e.strerror}"
-    if stat.S_ISLNK(st.st_mode):
-        return "is a symlink: give the real directory"
-    if not stat.S_ISDIR(st.st_mode):
-        return "is not a directory"
-    allowed = owners if owners is not None else {os.geteuid()}
-    if st.st_uid not in allowed:
-        return f"is owned by uid {st.st_uid}, not by this user (uid {os.geteuid()}): another user controls it"
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        return f"is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o}): chmod 700 it"
-    parent = os.path.dirname(os.path.realpath(path))
-    while True:
-        try:
-            pst = os.stat(parent)
-        except OSError:
-            break
-        if pst.st_mode & stat.S_IWOTH and not pst.st_mode & stat.S_ISVTX:
-            return f"is inside {parent}, which anyone may write to (no sticky bit)"
-        up = os.path.dirname(parent)
-        if up == parent:
-            break
-        parent = up
-    return None
-
-
-def _make_parents(directory: str) -> None:
-    """Like ``makedirs``, but each directory made is 0755 whatever the umask (no global umask change)."""
-    if os.path.isdir(directory):
-        return
-    _make_parents(os.path.dirname(directory))
-    try:
-        os.mkdir(directory, 0o755)
-    except FileExistsError:
-        return
-    os.chmod(directory, 0o755)
 
 
 def remove_stale_temps(directory: str, now: "Optional[float]" = None) -> None:

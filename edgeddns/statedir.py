@@ -3,15 +3,18 @@
 The hotplug path (``edgeddns trigger``) and the one-shot ``update`` need the
 state dir (where the agent's socket and lock are) before, or without, loading
 the whole config: a line scan reads the plain spelling; anything unusual is
-left to the TOML parser. Standard library only.
+left to the TOML parser. Whether the dir can be trusted is here too
+(:func:`private_dir_problem`, also :mod:`edgeddns.fileio`'s), so the hotplug
+path checks it without loading the file-writing module. Standard library only.
 """
 
 import os
+import stat
 import sys
 
 TYPE_CHECKING = False  # typing's own flag would import typing on the hotplug path
 if TYPE_CHECKING:
-    from typing import Optional
+    from typing import Container, Optional
 
 
 class StateDirError(Exception):
@@ -131,3 +134,64 @@ def _resolve_state_dir(config_path: str, sd: object) -> str:
     return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(config_path)), sd))
 
 
+def private_dir_problem(path: str, *, create: bool, owners: "Optional[Container[int]]" = None) -> "Optional[str]":
+    """Why ``path`` cannot be trusted as a private directory, or None.
+
+    Refused: a symlink, a non-directory, a directory owned by anyone but
+    ``owners`` (default: this user), one writable by group or others, and one
+    inside a world-writable directory without the sticky bit (where anyone
+    could rename it away and put their own in its place). ``create`` makes it
+    (0700, parents 0755) when missing. A directory that is missing (and could
+    not be made) is not a problem here: there is nothing in it to trust.
+    """
+    path = os.path.abspath(path)
+    if create:
+        try:
+            _make_parents(os.path.dirname(path))
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+        except OSError:
+            # Cannot be made (read-only or full file system): nothing there to
+            # distrust; the state store reports it and keeps the state in memory.
+            pass
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        return f"cannot inspect it: {e.strerror}"
+    if stat.S_ISLNK(st.st_mode):
+        return "is a symlink: give the real directory"
+    if not stat.S_ISDIR(st.st_mode):
+        return "is not a directory"
+    allowed = owners if owners is not None else {os.geteuid()}
+    if st.st_uid not in allowed:
+        return f"is owned by uid {st.st_uid}, not by this user (uid {os.geteuid()}): another user controls it"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o}): chmod 700 it"
+    parent = os.path.dirname(os.path.realpath(path))
+    while True:
+        try:
+            pst = os.stat(parent)
+        except OSError:
+            break
+        if pst.st_mode & stat.S_IWOTH and not pst.st_mode & stat.S_ISVTX:
+            return f"is inside {parent}, which anyone may write to (no sticky bit)"
+        up = os.path.dirname(parent)
+        if up == parent:
+            break
+        parent = up
+    return None
+
+
+def _make_parents(directory: str) -> None:
+    """Like ``makedirs``, but each directory made is 0755 whatever the umask (no global umask change)."""
+    if os.path.isdir(directory):
+        return
+    _make_parents(os.path.dirname(directory))
+    try:
+        os.mkdir(directory, 0o755)
+    except FileExistsError:
+        return
+    os.chmod(directory, 0o755)

@@ -26,7 +26,7 @@ WRAPPER = os.path.join(ROOT, "openwrt", "files", "usr", "bin", "edgeddns")
 
 # Beyond `python -c pass`: edgeddns's own modules on this path and a few small built-in ones.
 ALLOWED = {"edgeddns", "edgeddns.argv", "edgeddns.cli", "edgeddns.bootstrap", "edgeddns.control",
-           "edgeddns.fileio", "edgeddns.statedir", "_socket", "stat", "_stat", "time"}
+           "edgeddns.statedir", "_socket", "stat", "_stat", "time"}
 NEVER = ("__future__", "errno", "types", "re", "json", "enum", "typing", "dataclasses", "functools", "collections",
          "ssl", "requests", "paho", "argparse", "logging", "socket", "threading")
 
