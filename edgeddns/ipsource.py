@@ -261,18 +261,23 @@ class Detector:
         fn = getattr(self, f"_src_{kind}", None)
         if fn is None:
             raise AddressError(f"unknown source kind {kind!r}")
-        if self.asked is not None and kind != "url":
-            self.asked.append((kind, arg, family, None))
-        if kind == "ubus":
-            return self._src_ubus(arg, family, prefixes)
-        return [c if isinstance(c, Candidate) else Candidate(c) for c in fn(arg, family)]
+        asked = len(self.asked) if self.asked is not None else 0
+        try:
+            if kind == "ubus":
+                return self._src_ubus(arg, family, prefixes)
+            return [c if isinstance(c, Candidate) else Candidate(c) for c in fn(arg, family)]
+        finally:
+            # url: and interface: record the answer they read; any other source, or one that failed
+            # before it read anything, is recorded as asked without an answer the memo could compare.
+            if self.asked is not None and len(self.asked) == asked:
+                self.asked.append((kind, arg, family, None))
 
     def _src_static(self, arg: str, family: int) -> List[str]:
         found = [a for a in scan(arg, family) if normalize(a) == normalize(arg)] if family_of(arg) else []
         return found
 
     def _src_interface(self, arg: str, family: int) -> List[str]:
-        from edgeddns import netlink
+        from edgeddns import netlink, nlwire
 
         name = arg
         if arg == "default":
@@ -280,7 +285,13 @@ class Detector:
             if not name:
                 raise AddressError(f"no default IPv{family} route")
         try:
-            addrs = (self.interface_addresses or netlink.dump_addresses)(family)
+            if self.interface_addresses is not None:
+                addrs = self.interface_addresses(family)
+            else:
+                raw = nlwire.dump_addresses(family)
+                addrs = list(netlink.parse(raw))
+                if self.asked is not None:  # the memo compares the table this very answer came from
+                    self.asked.append(("interface", arg, family, (name, nlwire.address_table(raw))))
         except OSError as e:
             raise AddressError(f"cannot read addresses: {e.strerror}") from None
         mine = [a for a in addrs if a.ifname == name and a.family == family]
@@ -298,8 +309,6 @@ class Detector:
             try:
                 text = fetch(arg, family, timeout=self.url_timeout, clock=self.clock)
             except OSError as e:
-                if self.asked is not None:
-                    self.asked.append(("url", arg, family, None))
                 raise AddressError(str(e) or e.__class__.__name__) from None
         if self.asked is not None:
             self.asked.append(("url", arg, family, text))

@@ -13,12 +13,15 @@ most of a one-shot's start-up. Anything different, missing or unreadable
 falls back to the whole update, which takes the source answers already
 fetched instead of asking twice.
 
-Memoised: ``static:`` and plain-HTTP ``url:`` sources. Not memoised (the
-whole update runs): interfaces, ``ubus:`` and ``cmd:`` sources (their answers
-move by themselves), HTTPS sources (certificates are judged by the config's
-clock), secrets from ``env:VAR`` (the memo would have to hold them), any
-option on the command line but ``-c``/``-q``, a run that logs or warns, and
-a state dir an agent holds (the update is handed to it).
+Memoised: ``static:``, plain-HTTP ``url:`` and ``interface:`` sources (an
+interface's answer is the kernel's address table with each lifetime reduced
+to gone / forever / counting down, and the default route's device). Not
+memoised (the whole update runs): ``ubus:`` and ``cmd:`` sources (their
+answers move by themselves), HTTPS sources (certificates are judged by the
+config's clock), a record that picks the longest remaining lifetime, secrets
+from ``env:VAR`` (the memo would have to hold them), any option on the
+command line but ``-c``/``-q``, a run that logs or warns, and a state dir an
+agent holds (the update is handed to it).
 """
 
 import marshal
@@ -34,7 +37,7 @@ if TYPE_CHECKING:
     from edgeddns.ipsource import Detector
     from edgeddns.result import Result
 
-FORMAT = 1
+FORMAT = 2  # 2: sources as (kind, arg, family, how to ask, answer)
 MAX_MEMO = 4 << 20  # bytes; a thousand records' state is about 200 KiB
 # A file changed this recently may change again within its time stamp's granularity (a second on
 # some flash file systems) without its signature changing: no memo is written until it has settled.
@@ -171,27 +174,41 @@ def _replay(memo: "Dict[str, Any]", args: "argparse.Namespace", config: str) -> 
             state = None
         if state != memo["state"]:
             return None
-        same = True
         fetched: Dict[Tuple[str, int], str] = {}
-        for url, family, to, timeout, text in memo["sources"]:
-            from edgeddns.echo import get
-
-            try:
-                got = get(tuple(to), family, timeout=timeout)
-            except OSError:
+        for kind, arg, family, how, answer in memo["sources"]:
+            got = _ask(kind, arg, family, how)
+            if got is None:
                 return None  # the update asks again and says why it failed
-            fetched[(url, family)] = got
-            if got != text:
-                same = False
-                break
-        if not same:
-            args.fetched = fetched
-            return None
+            if kind == "url":
+                fetched[(arg, family)] = got
+            if got != answer:
+                args.fetched = fetched  # the update takes these instead of asking twice
+                return None
     finally:
         os.close(lock)
     sys.stdout.write(memo["out"])
     sys.stdout.flush()
     return memo["status"]
+
+
+def _ask(kind: str, arg: str, family: int, how: "Any") -> "Any":
+    """A source's answer as the memo holds it (None when it cannot be had): a url:'s text, or an
+    interface:'s device and the kernel's address table (see nlwire.address_table)."""
+    if kind == "url":
+        from edgeddns.echo import get
+
+        to, timeout = how
+        try:
+            return get(tuple(to), family, timeout=timeout)
+        except OSError:
+            return None
+    from edgeddns import nlwire
+
+    name = nlwire.default_route_interface(family) if arg == "default" else arg
+    try:
+        return name, nlwire.address_table(nlwire.dump_addresses(family))
+    except OSError:
+        return None
 
 
 def _share_lock(path: str) -> "Optional[int]":
@@ -225,7 +242,7 @@ def remember(args: "argparse.Namespace", cfg: "Config", detector: "Detector", re
             or detector.asked is None):
         return False
     sources = _sources(detector.asked, detector.url_timeout)
-    if sources is None:
+    if sources is None or (any(kind == "interface" for kind, *_ in sources) and _compares_lifetimes(cfg)):
         return False
     files = [(p, signature(p)) for p in [cfg.path, *cfg.files]]
     if any(sig is not None and started_ns - max(sig[5], sig[6]) < SETTLE_NS for _, sig in files):
@@ -246,19 +263,29 @@ def remember(args: "argparse.Namespace", cfg: "Config", detector: "Detector", re
     return _write(path, marshal.dumps(memo))
 
 
-def _sources(asked: "List[Tuple[str, str, int, Optional[str]]]",
-             timeout: float) -> "Optional[List[Tuple[str, int, Any, float, str]]]":
-    """The url: answers to ask again, in order; None when a source cannot be replayed."""
-    from edgeddns.echo import target
-
+def _sources(asked: "List[Tuple[str, str, int, Any]]", timeout: float) -> "Optional[List[tuple]]":
+    """The sources to ask again, in order, as (kind, arg, family, how to ask, the answer to expect);
+    None when one cannot be replayed."""
     out = []
-    for kind, arg, family, text in asked:
+    for kind, arg, family, answer in asked:
         if kind == "static":
             continue  # its answer is in the config
-        if kind != "url" or text is None or not arg.startswith("http://"):
+        if answer is None or kind not in ("url", "interface"):
             return None
-        out.append((arg, family, target(arg), timeout, text))
+        if kind == "url":
+            if not arg.startswith("http://"):
+                return None  # https: certificates are judged by the config's clock
+            from edgeddns.echo import target
+
+            out.append((kind, arg, family, (target(arg), timeout), answer))
+        else:
+            out.append((kind, arg, family, None, answer))
     return out
+
+
+def _compares_lifetimes(cfg: "Config") -> bool:
+    """Does a record choose among interface addresses by their remaining lifetimes (which tick)?"""
+    return any(cfg.selection_for(r)[0] == "longest_lifetime" and r.family == 6 for r in cfg.records)
 
 
 def _write(path: str, data: bytes) -> bool:

@@ -9,17 +9,21 @@ deterministic stand-in for the time it saves (bench/light.py measures that).
 from __future__ import annotations
 
 import fcntl
+import itertools
 import os
+import shutil
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.conftest import run_cli, write_config
+from tests.conftest import ROOT, run_cli, write_config
 from tests.fakes.dyndns2 import FakeDyndns2
 from tests.fakes.server import FakeServer
-from tests.test_light import loaded_by
+from tests.test_light import bare_env, loaded_by
 
 USER, PASSWORD = "user@example.org", "memo-Pa55word-0123"
 # What a full update loads and an answer from the memo must not.
@@ -109,6 +113,28 @@ def world(tmp_path_factory, server_context, ca_file):
     for name in ("new_address", "new_secret"):
         dyndns2(name)
     dyndns2("env_secret", 'password = "env:EDGEDDNS_TEST_MEMO_PASSWORD"')
+    for name, sources in (("interface", 'ipv4 = ["interface:wan0"]\n            ipv6 = ["interface:wan0"]'),
+                          ("default_route", 'ipv4 = ["interface:default"]'),
+                          ("fallback", 'ipv4 = ["interface:default", "static:81.2.69.1"]'),
+                          ("longest", 'ipv6 = ["interface:wan0"]\n            select = "longest_lifetime"')):
+        d = base / name
+        d.mkdir()
+        records = "".join(f"""
+            [[records]]
+            name = "home.example.com"
+            type = "{t}"
+            provider = "lan"
+            """ for t in (("A", "AAAA") if name == "interface" else ("AAAA",) if name == "longest" else ("A",)))
+        configs[name] = write_config(d, f"""
+            [agent]
+            node_id = "t"
+            state_dir = "{d}/state"
+            [ip]
+            {sources}
+            [providers.lan]
+            type = "hosts"
+            path = "{d}/hosts"
+        """ + records)
     time.sleep(2.1)
     yield configs, page, dyn
     page.close()
@@ -266,3 +292,122 @@ def test_a_state_dir_opened_to_others_is_refused_as_without_a_memo(world):
     finally:
         os.chmod(state_dir, 0o700)
     assert p.returncode == 2 and "writable by group or others" in p.stderr, p.stdout + p.stderr
+
+
+_seq = itertools.count()
+
+
+@pytest.fixture
+def netns():
+    if os.geteuid() != 0 or not shutil.which("ip"):
+        pytest.skip("needs root and iproute2")
+    name = f"edgeddns-q{os.getpid()}-{next(_seq)}"
+    r = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"this machine forbids network namespaces: {r.stderr.strip()}")
+    try:
+        ip(name, "link", "set", "lo", "up")
+        # No duplicate address detection: a link-local address turning from tentative to usable a
+        # second later is a real change of the table, but not the one these tests are about.
+        for conf in ("all", "default"):
+            subprocess.run(["ip", "netns", "exec", name, "sysctl", "-qw", f"net.ipv6.conf.{conf}.accept_dad=0"],
+                           check=True, capture_output=True, timeout=10)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+def link(ns, dev):
+    """A veth pair, both ends up (this kernel has no dummy devices)."""
+    ip(ns, "link", "add", dev, "type", "veth", "peer", "name", dev + "p")
+    ip(ns, "link", "set", dev + "p", "up")
+    ip(ns, "link", "set", dev, "up")
+
+
+def ip(ns, *args):
+    subprocess.run(["ip", "netns", "exec", ns, "ip", *args], check=True, capture_output=True, timeout=10)
+
+
+def run_in(ns, cfg):
+    """``loaded_by`` inside the namespace: the CLI sees its interfaces and routes."""
+    code = ("import sys, os\nbare = set(sys.modules)\nfrom edgeddns.cli import main\nrc = main(%r)\n"
+            "mods = sorted(set(sys.modules) - bare)\nsys.stdout.flush()\nprint('\\nMODULES ' + ' '.join(mods))\n"
+            "raise SystemExit(rc)" % (["update", "-c", cfg],))
+    p = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-S", "-c", code], capture_output=True, text=True,
+                       env=bare_env(), cwd=ROOT, timeout=60)
+    assert "Traceback" not in p.stderr and "\nMODULES " in p.stdout, p.stdout + p.stderr
+    out, _, mods = p.stdout.partition("\nMODULES ")
+    return p.returncode, out, set(mods.split())
+
+
+def test_an_interface_source_is_answered_until_its_addresses_change(world, netns):
+    cfg = world[0]["interface"]
+    link(netns, "wan0")
+    ip(netns, "addr", "add", "81.2.69.160/24", "dev", "wan0")
+    # A dynamic (SLAAC-like) address: its remaining lifetimes count down between runs.
+    ip(netns, "addr", "add", "2a01:4f8:10a::5/64", "dev", "wan0", "nodad", "preferred_lft", "1800", "valid_lft", "3600")
+    rc, out, mods = run_in(netns, cfg)
+    assert rc == 0 and out.count("updated") == 2, out
+    for _ in range(2):
+        rc, out, mods = run_in(netns, cfg)
+    assert rc == 0 and out.count("unchanged") == 2 and answered_by_memo(mods), out
+    assert "edgeddns.netlink" not in mods and "socket" not in mods  # the wire reader only
+    time.sleep(1.1)  # every lifetime has ticked: the table still says the same
+    rc, out2, mods = run_in(netns, cfg)
+    assert (rc, out2) == (0, out) and answered_by_memo(mods)
+    # A second IPv4 address: not the one published (the primary comes first), but the table moved.
+    ip(netns, "addr", "add", "81.2.69.161/24", "dev", "wan0")
+    rc, out, mods = run_in(netns, cfg)
+    assert rc == 0 and out.count("unchanged") == 2 and not answered_by_memo(mods), out
+    # The WAN address changes (the primary's secondaries go with it): the update runs and publishes it.
+    ip(netns, "addr", "del", "81.2.69.160/24", "dev", "wan0")
+    ip(netns, "addr", "add", "81.2.69.170/24", "dev", "wan0")
+    rc, out, mods = run_in(netns, cfg)
+    assert rc == 0 and "updated      home.example.com A 81.2.69.170" in out and not answered_by_memo(mods), out
+    # The IPv6 address deprecated (preferred lifetime 0): not usable any more.
+    for _ in range(2):
+        rc, out, mods = run_in(netns, cfg)
+    assert answered_by_memo(mods)
+    ip(netns, "addr", "change", "2a01:4f8:10a::5/64", "dev", "wan0", "preferred_lft", "0", "valid_lft", "3600")
+    rc, out, mods = run_in(netns, cfg)
+    assert not answered_by_memo(mods) and "AAAA" in out and "deprecated" in out, out
+
+
+def test_interface_default_follows_the_default_route_device(world, netns):
+    cfg = world[0]["default_route"]
+    for dev, addr in (("ppp0", "81.2.69.160"), ("ppp1", "81.2.69.170")):
+        link(netns, dev)
+        ip(netns, "addr", "add", addr + "/24", "dev", dev)
+    ip(netns, "route", "add", "default", "dev", "ppp0")
+    for _ in range(3):
+        rc, out, mods = run_in(netns, cfg)
+    assert rc == 0 and "81.2.69.160" in out and answered_by_memo(mods), out
+    # Same addresses, another default device: only the route says so.
+    ip(netns, "route", "replace", "default", "dev", "ppp1")
+    rc, out, mods = run_in(netns, cfg)
+    assert rc == 0 and "updated      home.example.com A 81.2.69.170" in out and not answered_by_memo(mods), out
+
+
+def test_a_record_choosing_the_longest_lifetime_is_never_memoised(world, netns):
+    cfg = world[0]["longest"]
+    link(netns, "wan0")
+    ip(netns, "addr", "add", "2a01:4f8:10a::5/64", "dev", "wan0", "nodad", "preferred_lft", "1800", "valid_lft", "3600")
+    for _ in range(3):
+        rc, out, mods = run_in(netns, cfg)
+        assert rc == 0, out
+    assert not answered_by_memo(mods) and not os.path.exists(memo_file(cfg))
+
+
+def test_a_source_that_failed_before_answering_is_asked_again(world, netns):
+    """No default route: the first source fails before it reads a table, the second answers. The memo
+    cannot tell when the first would answer, so there is none, and the route's arrival is published."""
+    cfg = world[0]["fallback"]
+    link(netns, "ppp0")
+    ip(netns, "addr", "add", "81.2.69.160/24", "dev", "ppp0")
+    for _ in range(3):
+        rc, out, mods = run_in(netns, cfg)
+    assert rc == 0 and "81.2.69.1 " in out and not answered_by_memo(mods), out
+    assert not os.path.exists(memo_file(cfg))
+    ip(netns, "route", "add", "default", "dev", "ppp0")
+    rc, out, mods = run_in(netns, cfg)
+    assert rc == 0 and "updated      home.example.com A 81.2.69.160" in out, out
