@@ -119,6 +119,12 @@ class Light:
                          + '[ip]\nipv4 = ["static:93.184.216.34"]\n\n'
                          + f'[providers.lan]\ntype = "hosts"\npath = "{self.b.path(name + "-hosts")}"\n\n' + recs)
 
+    def iface_conf(self, name: str) -> str:
+        """The shipped config's source (interface:default), for a hosts record."""
+        return self.conf(name + ".toml", self.agent_table(name) + '[ip]\nipv4 = ["interface:default"]\n\n'
+                         + f'[providers.lan]\ntype = "hosts"\npath = "{self.b.path(name + "-hosts")}"\n\n'
+                         + '[[records]]\nname = "h0.example.com"\nprovider = "lan"\n')
+
     def dyn_conf(self, name: str, mqtt: bool = False) -> str:
         return self.conf(name + ".toml", self.agent_table(name) + (self.mqtt_table() if mqtt else "")
                          + f'[ip]\nipv4 = ["url:{self.b.checkip}"]\n\n'
@@ -198,7 +204,17 @@ def sync_marker(state_dir: str) -> None:
         f.write(f"sync=1\naction=stratum\nstratum=2\nboot_id={boot}\n")  # what the OpenWrt ntp hook writes
 
 
+def wan_link() -> None:
+    """A WAN device with a public address and the default route, in the bench's own namespace."""
+    for cmd in (["link", "add", "wan0", "type", "veth", "peer", "name", "wan0p"], ["link", "set", "wan0p", "up"],
+                ["link", "set", "wan0", "up"], ["addr", "add", "81.2.69.160/24", "dev", "wan0"],
+                ["route", "add", "default", "dev", "wan0"]):
+        subprocess.run(["ip", *cmd], check=True, capture_output=True)
+
+
 def oneshots(lt: Light, rounds: int, peers: bool) -> Dict[str, dict]:
+    wan_link()
+    iface = lt.iface_conf("iface")
     hosts = lt.hosts_conf("hosts")
     dyn = lt.dyn_conf("dyn")
     ali_sync = lt.ali_conf("ali-sync")
@@ -219,6 +235,10 @@ def oneshots(lt: Light, rounds: int, peers: bool) -> Dict[str, dict]:
             [lt.edge, "update", "--standalone", "-c", hosts], env()),
         "update, nothing changed, dyndns2 + url:, whole update": lambda: (
             [lt.edge, "update", "--standalone", "-c", dyn], env()),
+        "update, nothing changed, interface:default (the shipped config's source)": lambda: (
+            [lt.edge, "update", "-c", iface], env()),
+        "update, nothing changed, interface:default, whole update": lambda: (
+            [lt.edge, "update", "--standalone", "-c", iface], env()),
         "trigger to a running agent": lambda: (
             [lt.edge, "trigger", "-c", agent_cfg, "--iface", "wan", "--action", "ifup"], env()),
         # The same through the OpenWrt package's /usr/bin/edgeddns, run by the venv's python: since
