@@ -11,7 +11,7 @@ RUN apk add --no-cache tzdata \
     && mkdir -p /config /data /usr/share/edgeddns \
     && chown edgeddns:edgeddns /config /data
 
-COPY pyproject.toml README.md /src/
+COPY pyproject.toml README.md LICENSE /src/
 COPY edgeddns /src/edgeddns
 # bin/edgeddns (pyproject's script-files): the same small launcher the OpenWrt package installs
 COPY openwrt/files/usr/bin/edgeddns /src/openwrt/files/usr/bin/edgeddns
