@@ -6,8 +6,10 @@ Uses bench/light.py's clean venv (a regular, non-editable install of this
 checkout) and its configs (hosts; hosts + MQTT; dyndns2 + MQTT) inside a
 loopback-only network namespace. In every round it measures the floors
 (``python -c pass`` and ``import ssl, paho.mqtt.client, requests``, peak RSS
-as light.py does) and each idle daemon (VmRSS after start-up settles), one
-at a time, and prints medians with the differences the issue's goals use.
+as light.py does; and what the standard modules every daemon holds and
+paho's import cost: see FLOORS) and each idle daemon (VmRSS after start-up
+settles; a fresh state dir each, so each has made its first update), one at
+a time, and prints medians with the differences the issue's goals use.
 
 ``--diag`` runs each daemon once more through a wrapper that, after start-up,
 writes what it holds: modules loaded (beyond a bare interpreter), threads and
@@ -121,6 +123,16 @@ raise SystemExit(main())
 '''
 
 
+# Peak RSS of these, as light.py measures its floors. "floor" and "ifloor" are the issue's; the others say
+# what the project's own choices cost before any edgeddns code runs: the standard modules every daemon
+# holds (dataclasses brings inspect and ast; tomllib brings typing; json and tomllib need re; the daemon
+# logs), and paho's import (ssl, urllib.request, email, http.client, hashlib, uuid at its module level).
+STDLIB = "import re, typing, dataclasses, json, ipaddress, logging, threading, select, fcntl, _socket, tomllib"
+FLOORS = {"floor": "pass", "ifloor": "import ssl, paho.mqtt.client, requests",
+          "stdlib floor": STDLIB, "paho floor": "import paho.mqtt.client",
+          "paho + stdlib floor": "import paho.mqtt.client; " + STDLIB}
+
+
 def idle_rss(lt: Light, cfg: str, seconds: float, edge: str) -> int:
     p = start_agent(lt, cfg, edge)
     try:
@@ -179,19 +191,22 @@ def main() -> int:
         kinds = [k for k in fresh if not args.only or k in args.only.split(",")]
         daemons = [(k, k, lt.edge) for k in kinds] + ([("base-" + k, k, lt.base_edge) for k in kinds]
                                                       if lt.base_edge else [])
-        res: Dict[str, List[int]] = {"floor": [], "ifloor": []}
+        res: Dict[str, List[int]] = {k: [] for k in FLOORS}
         res.update({k: [] for k, _, _ in daemons})
         for i in range(args.rounds):
-            res["floor"].append(measure([lt.py, "-c", "pass"], env())[0].rss_kb)
-            res["ifloor"].append(measure([lt.py, "-c", "import ssl, paho.mqtt.client, requests"], env())[0].rss_kb)
+            for key, code in FLOORS.items():
+                res[key].append(measure([lt.py, "-c", code], env())[0].rss_kb)
             for key, kind, edge in daemons:
                 res[key].append(idle_rss(lt, fresh[kind](f"idle-{key}-{i}"), args.idle, edge))
         med = {k: statistics.median(v) / 1024 for k, v in res.items()}
         print(f"load {os.getloadavg()[0]:.2f}; {args.rounds} rounds, medians (MiB)")
-        print(f"floor python -c pass: {med['floor']:.2f}; import floor ssl+paho+requests: {med['ifloor']:.2f}")
+        for key, code in FLOORS.items():
+            print(f"{key}: {med[key]:.2f}  over floor {med[key] - med['floor']:+.2f}   ({code!r})")
         for key, _, _ in daemons:
             print(f"{key}: {med[key]:.2f}  over floor {med[key] - med['floor']:+.2f}  "
-                  f"over import floor {med[key] - med['ifloor']:+.2f}   all: {[round(x / 1024, 2) for x in res[key]]}")
+                  f"over import floor {med[key] - med['ifloor']:+.2f}  over stdlib floor "
+                  f"{med[key] - med['stdlib floor']:+.2f}  over paho + stdlib floor "
+                  f"{med[key] - med['paho + stdlib floor']:+.2f}   all: {[round(x / 1024, 2) for x in res[key]]}")
         rep = {"medians_mib": med, "runs_kb": res, "load": os.getloadavg()[0]}
         if args.diag:
             rep["diag"] = {}
