@@ -12,8 +12,28 @@ from edgeddns.jitter import Jitter
 @pytest.mark.parametrize("raw, expected", [(b"\x00" * 7, 0.0), (b"\xff" * 7, 1.0 - 2.0 ** -53),
                                            (b"\x80" + b"\x00" * 6, 0.5)])
 def test_random_maps_53_bits_onto_0_to_1(monkeypatch, raw, expected):
-    monkeypatch.setattr(os, "urandom", lambda n: raw[:n])
+    monkeypatch.setattr(os, "getrandom", lambda n, flags: raw[:n], raising=False)
     assert Jitter().random() == expected
+
+
+def test_it_never_waits_for_the_kernel_pool(monkeypatch):
+    """At early boot (old kernels) getrandom would block: a router's agent must not wait for entropy."""
+    asked = []
+
+    def not_ready(n, flags):
+        asked.append(flags)
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    def blocking(n):
+        raise AssertionError("os.urandom would wait for the pool")
+
+    monkeypatch.setattr(os, "getrandom", not_ready, raising=False)
+    monkeypatch.setattr(os, "urandom", blocking)
+    j = Jitter()
+    draws = [j.uniform(0.9, 1.1) for _ in range(2000)]
+    assert asked and all(f & os.GRND_NONBLOCK for f in asked)
+    assert all(0.9 <= d < 1.1 for d in draws) and len(set(draws)) == len(draws)
+    assert {int((d - 0.9) / 0.02) for d in draws} == set(range(10))
 
 
 def test_uniform_stays_in_its_range_and_spreads_over_it():
