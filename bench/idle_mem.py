@@ -127,10 +127,11 @@ raise SystemExit(main())
 # what the project's own choices cost before any edgeddns code runs: the standard modules every daemon
 # holds (dataclasses brings inspect and ast; tomllib brings typing; json and tomllib need re; the daemon
 # logs), and paho's import (ssl, urllib.request, email, http.client, hashlib, uuid at its module level).
-STDLIB = "import re, typing, dataclasses, json, ipaddress, logging, threading, select, fcntl, _socket, tomllib"
+STDLIB = ("import re, typing, dataclasses, json, ipaddress, logging, threading, select, fcntl, _socket\n"
+          "try:\n import tomllib\nexcept ImportError:\n import tomli")
 FLOORS = {"floor": "pass", "ifloor": "import ssl, paho.mqtt.client, requests",
           "stdlib floor": STDLIB, "paho floor": "import paho.mqtt.client",
-          "paho + stdlib floor": "import paho.mqtt.client; " + STDLIB}
+          "paho + stdlib floor": "import paho.mqtt.client\n" + STDLIB}
 
 
 def idle_rss(lt: Light, cfg: str, seconds: float, edge: str) -> int:

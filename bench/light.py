@@ -254,6 +254,12 @@ def oneshots(lt: Light, rounds: int, peers: bool) -> Dict[str, dict]:
         "floor: the standard modules a no-change update needs": lambda: (
             [lt.py, "-c", "import re, typing, dataclasses, json, ipaddress\ntry:\n import tomllib\n"
              "except ImportError:\n import tomli"], env()),
+        # What every idle daemon holds before any edgeddns code: the above plus logging (the daemon logs)
+        # and threading; and paho's own import (ssl, urllib.request, email, hashlib at its module level).
+        "floor: the standard modules an idle daemon holds": lambda: (
+            [lt.py, "-c", "import re, typing, dataclasses, json, ipaddress, logging, threading\ntry:\n import tomllib\n"
+             "except ImportError:\n import tomli"], env()),
+        "floor: import paho.mqtt.client": lambda: ([lt.py, "-c", "import paho.mqtt.client"], env()),
         "one-shot alidns update, sync evidence": lambda: (
             [lt.edge, "update", "-c", ali_sync, "--force"], env()),
         "one-shot alidns update, no evidence, NTP unreachable": lambda: (
