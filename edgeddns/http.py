@@ -91,8 +91,6 @@ class HttpClient:
         # clock and TLS modules handle a wrong clock, so the warning only misleads.
         warnings.filterwarnings("ignore", category=SystemTimeWarning)
 
-        from edgeddns import tls
-
         self.clock = clock
         self.timeout = timeout
         self.monotonic = monotonic
@@ -131,7 +129,7 @@ class HttpClient:
                 return manager
 
         self.session = requests.Session()
-        self.session.mount("https://", _Adapter(lambda: tls.make_context(ca_file, clock)))
+        self.session.mount("https://", _Adapter(lambda: _tls_context(ca_file, clock)))
         self.session.mount("http://", _Adapter())
         self.session.headers["User-Agent"] = USER_AGENT
         # Small JSON answers need no compression, and an uncompressed body is
@@ -190,6 +188,12 @@ class HttpClient:
 
     def close(self) -> None:
         self.session.close()
+
+
+def _tls_context(ca_file: Optional[str], clock: Clock) -> Any:
+    from edgeddns import tls  # only with the first https request (see _Adapter)
+
+    return tls.make_context(ca_file, clock)
 
 
 # What requests imports only to guess the encoding of Response.text (see import_requests).
