@@ -135,6 +135,11 @@ class HttpClient:
         # Small JSON answers need no compression, and an uncompressed body is
         # one our own bound below measures exactly.
         self.session.headers["Accept-Encoding"] = "identity"
+        # A session-wide auth that changes nothing: requests then skips its ~/.netrc ($NETRC) lookup,
+        # which reads that file on every request without auth of its own and sends its login to the
+        # host (replacing a Bearer header too). A provider's credentials come from the config only;
+        # proxies from the environment still apply.
+        self.session.auth = _no_ambient_auth
 
     def request(self, method: str, url: str, *, params: Optional[Mapping[str, str]] = None,
                 data: Any = None, json: Any = None, headers: Optional[Dict[str, str]] = None,
@@ -188,6 +193,10 @@ class HttpClient:
 
     def close(self) -> None:
         self.session.close()
+
+
+def _no_ambient_auth(request: Any) -> Any:
+    return request
 
 
 def _tls_context(ca_file: Optional[str], clock: Clock) -> Any:

@@ -321,8 +321,9 @@ def test_an_idle_hosts_daemon_holds_no_module_it_does_not_need(tmp_path):
 
 # requests imports a character-set detector (charset_normalizer, or chardet) only to guess the
 # encoding of Response.text; edgeddns.http reads the raw bytes and decodes them itself. A provider that
-# speaks plain HTTP needs no TLS context (edgeddns.tls builds it, with its CA store).
-NOT_AFTER_AN_HTTP_UPDATE = ("charset_normalizer", "chardet", "edgeddns.tls")
+# speaks plain HTTP needs no TLS context (edgeddns.tls builds it, with its CA store). No ~/.netrc lookup
+# (tests/test_sessions.py: credentials come from the config only).
+NOT_AFTER_AN_HTTP_UPDATE = ("charset_normalizer", "chardet", "edgeddns.tls", "netrc")
 
 
 def test_an_idle_daemon_after_an_http_update_holds_no_charset_detector(tmp_path):

@@ -86,3 +86,28 @@ def test_a_tls_context_is_built_by_the_first_https_request_only(monkeypatch, dyn
     finally:
         http.close()
         plain.stop()
+
+
+def test_no_ambient_netrc_credentials_reach_a_provider(monkeypatch, tmp_path):
+    """requests (trust_env) reads ~/.netrc or $NETRC on every request and, for a request without its own
+    auth, sends that file's login for the host: over a header a provider needs (a Bearer token), too.
+    A provider's credentials come from the config only."""
+    from edgeddns.http import HttpClient
+
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login ambient password from-netrc\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    fake = FakeDyndns2({USER: PASSWORD}, ["home.example.com"])
+    srv = FakeServer(fake).start()
+    http = HttpClient(clock=SystemClock(), timeout=3)
+    try:
+        http.request("GET", srv.url + "nic/update", params={"hostname": "home.example.com"})
+        http.request("GET", srv.url + "nic/update", headers={"Authorization": "Bearer api-token"})
+        r = http.request("GET", srv.url + "nic/update", params={"hostname": "home.example.com", "myip": "8.8.8.8"},
+                         auth=(USER, PASSWORD))
+    finally:
+        http.close()
+        srv.stop()
+    assert [q.headers.get("authorization") for q in fake.requests[:2]] == [None, "Bearer api-token"]
+    assert r.text.startswith("good"), r.text  # the configured credentials still go
