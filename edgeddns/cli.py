@@ -137,7 +137,10 @@ def main(argv: "Optional[List[str]]" = None) -> int:
 
         config = args.config or default_config_path()
         if quickcheck.plain(args) and os.path.isfile(config):
-            status = quickcheck.answer(args, config)  # nothing changed since the last run: its lines again
+            try:
+                status = quickcheck.answer(args, config)  # nothing changed since the last run: its lines again
+            except BrokenPipeError:  # `edgeddns update | head -0`: as below
+                return EXIT_FAILED
             if status is not None:
                 return status
     module, _, func = COMMANDS[args.command].partition(":")

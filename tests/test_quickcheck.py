@@ -108,7 +108,7 @@ def world(tmp_path_factory, server_context, ca_file):
             provider = "dyn"
         """)
 
-    for name in ("answers", "locked", "foreign", "state_edited", "verbose", "state_dir_opened"):
+    for name in ("answers", "locked", "foreign", "state_edited", "verbose", "state_dir_opened", "closed_output"):
         hosts(name)
     for name in ("new_address", "new_secret"):
         dyndns2(name)
@@ -411,3 +411,18 @@ def test_a_source_that_failed_before_answering_is_asked_again(world, netns):
     ip(netns, "route", "add", "default", "dev", "ppp0")
     rc, out, mods = run_in(netns, cfg)
     assert rc == 0 and "updated      home.example.com A 81.2.69.160" in out, out
+
+
+def test_a_closed_output_ends_the_memo_answer_without_a_traceback(world):
+    cfg = world[0]["closed_output"]
+    for _ in range(3):
+        run(cfg)
+    r, w = os.pipe()
+    os.close(r)  # nobody reads: the first write is EPIPE
+    try:
+        env = dict(bare_env(), PYTHONPATH=ROOT)
+        p = subprocess.run([sys.executable, "-m", "edgeddns", "update", "-c", cfg], stdout=w, stderr=subprocess.PIPE,
+                           text=True, env=env, cwd=ROOT, timeout=60)
+    finally:
+        os.close(w)
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
