@@ -48,15 +48,19 @@ STATE_NAME = "state.json"  # edgeddns.state.STATE_FILE
 
 
 def memo_dir() -> "Optional[str]":
-    """Where memos live: ``$EDGEDDNS_RUNTIME_DIR``, else root's ``/run/edgeddns`` (``/var/run`` on
-    OpenWrt), else ``$XDG_RUNTIME_DIR/edgeddns``; None when there is no private runtime dir."""
+    """Where memos live: ``$EDGEDDNS_RUNTIME_DIR``; else root's ``/run/edgeddns`` (``/var/run`` on
+    OpenWrt), a tmpfs; else the user's ``$XDG_RUNTIME_DIR/edgeddns``; else (a user's cron job has no
+    runtime dir) ``$XDG_CACHE_HOME/edgeddns`` or ``~/.cache/edgeddns``."""
     given = os.environ.get("EDGEDDNS_RUNTIME_DIR")
     if given:
         return given
     if os.geteuid() == 0:
         return "/run/edgeddns" if os.path.isdir("/run") else "/var/run/edgeddns"
     runtime = os.environ.get("XDG_RUNTIME_DIR")
-    return os.path.join(runtime, "edgeddns") if runtime else None
+    if runtime:
+        return os.path.join(runtime, "edgeddns")
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "edgeddns") if os.path.isabs(cache) else None
 
 
 def memo_path(config: str) -> "Optional[str]":

@@ -426,3 +426,26 @@ def test_a_closed_output_ends_the_memo_answer_without_a_traceback(world):
     finally:
         os.close(w)
     assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
+
+
+def test_where_memos_live(monkeypatch, tmp_path):
+    from edgeddns import quickcheck
+
+    for var in ("EDGEDDNS_RUNTIME_DIR", "XDG_RUNTIME_DIR", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert quickcheck.memo_dir() in ("/run/edgeddns", "/var/run/edgeddns")
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    # A user's cron job: no runtime dir, so the user's cache.
+    assert quickcheck.memo_dir() == str(tmp_path / ".cache" / "edgeddns")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "c"))
+    assert quickcheck.memo_dir() == str(tmp_path / "c" / "edgeddns")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/1000")
+    assert quickcheck.memo_dir() == "/run/user/1000/edgeddns"
+    monkeypatch.setenv("EDGEDDNS_RUNTIME_DIR", str(tmp_path / "r"))
+    assert quickcheck.memo_dir() == str(tmp_path / "r")
+    # One file per config, named by its absolute path (escaped: no collisions).
+    want = str(tmp_path / "r" / "%2Fetc%2Fedgeddns%2Fconfig.toml.memo")
+    assert quickcheck.memo_path("/etc/edgeddns/config.toml") == want
+    assert quickcheck.memo_path("/a%2Fb") != quickcheck.memo_path("/a/b")
