@@ -365,7 +365,7 @@ def render(rep: dict) -> str:
         r10, r1000 = (one.get(f"update, nothing changed, {n} records{how}") for n in (10, 1000))
         if r10 and r1000:
             lines.append(f"Per record (10 → 1,000, nothing changed{how or ', answered from the memo'}): "
-                         f"{(r1000['wall_ms'] - r10['wall_ms']) / 990:.3f} ms and "
+                         f"{max((r1000['wall_ms'] - r10['wall_ms']) / 990, 0.0):.3f} ms and "
                          f"{(r1000['rss_kb'] - r10['rss_kb']) / 990:.2f} KiB.")
     return "\n".join(lines)
 
