@@ -176,6 +176,8 @@ def _replay(memo: "Dict[str, Any]", args: "argparse.Namespace", config: str) -> 
                 state = f.read(MAX_MEMO + 1)
         except FileNotFoundError:
             state = None
+        except OSError:
+            return None  # unreadable now: the update says why
         if state != memo["state"]:
             return None
         fetched: Dict[Tuple[str, int], str] = {}

@@ -108,7 +108,8 @@ def world(tmp_path_factory, server_context, ca_file):
             provider = "dyn"
         """)
 
-    for name in ("answers", "locked", "foreign", "state_edited", "verbose", "state_dir_opened", "closed_output"):
+    for name in ("answers", "locked", "foreign", "state_edited", "verbose", "state_dir_opened", "closed_output",
+                 "unreadable_state"):
         hosts(name)
     for name in ("new_address", "new_secret"):
         dyndns2(name)
@@ -449,3 +450,27 @@ def test_where_memos_live(monkeypatch, tmp_path):
     want = str(tmp_path / "r" / "%2Fetc%2Fedgeddns%2Fconfig.toml.memo")
     assert quickcheck.memo_path("/etc/edgeddns/config.toml") == want
     assert quickcheck.memo_path("/a%2Fb") != quickcheck.memo_path("/a/b")
+
+
+def test_the_memo_names_the_lock_and_state_files_the_update_uses():
+    """quickcheck keeps its own copies of two file names (their modules would cost the memo path its
+    point): they must be the update's."""
+    from edgeddns import quickcheck, state, statelock
+
+    assert (quickcheck.LOCK_NAME, quickcheck.STATE_NAME) == (statelock.LOCK_NAME, state.STATE_FILE)
+
+
+def test_an_unreadable_state_file_falls_back_to_the_update(world):
+    cfg = world[0]["unreadable_state"]
+    for _ in range(3):
+        p, mods = run(cfg)
+    assert answered_by_memo(mods)
+    state = os.path.join(os.path.dirname(cfg), "state", "state.json")
+    os.rename(state, state + ".moved")
+    os.mkdir(state)  # reading it is an error other than "missing" (root reads any mode)
+    try:
+        p = run_cli("update", "-c", cfg)
+    finally:
+        os.rmdir(state)
+        os.rename(state + ".moved", state)
+    assert "Traceback" not in p.stderr, p.stderr
