@@ -267,3 +267,17 @@ def test_trigger_and_status_refuse_an_empty_state_dir_like_the_loader(tmp_path):
         r = run_cli(cmd, "-c", path, timeout=30)
         assert r.returncode == 2, (cmd, r)
         assert r.stderr.strip() == f"edgeddns: {path}: agent.state_dir: is empty (leave it out for the default)", r
+
+
+@pytest.mark.parametrize("url,words", [
+    ("http://127.0.0.1:99999/", "not a valid URL"),
+    ("http://ip.example.net:port/", "not a valid URL"),
+    ("http://[::1/", "not a valid URL"),
+    ("http:///ip", "names no host"),
+], ids=["port-range", "port-word", "bracket", "no-host"])
+def test_a_url_source_that_cannot_be_fetched_is_a_config_error(tmp_path, url, words):
+    """A port out of range was accepted and each check then failed as "internal (a bug; please report)"."""
+    path = write_config(tmp_path, BASE.replace("static:192.0.2.1", f"url:{url}"))
+    r = run_cli("check-config", "-c", path, timeout=30)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stdout + r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "ip.ipv4[0]" in r.stderr and words in r.stderr, r.stderr
