@@ -281,3 +281,16 @@ def test_a_url_source_that_cannot_be_fetched_is_a_config_error(tmp_path, url, wo
     r = run_cli("check-config", "-c", path, timeout=30)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stdout + r.stderr
     assert r.stderr.strip().count("\n") == 0 and "ip.ipv4[0]" in r.stderr and words in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("provider,key", [
+    ('type = "dyndns2"\nendpoint = "https://127.0.0.1:99999/nic/update"\nusername = "u"\npassword = "p"',
+     "providers.p.endpoint"),
+    ('type = "dyndns2"\nendpoint = "https:///nic/update"\nusername = "u"\npassword = "p"', "providers.p.endpoint"),
+    ('type = "webhook"\nurl = "https://hooks.example.net:0x50/ddns"', "providers.p.url"),
+], ids=["endpoint-port", "endpoint-no-host", "webhook-url-port"])
+def test_a_provider_url_that_cannot_be_fetched_is_a_config_error(tmp_path, provider, key):
+    """These loaded, and every update then failed with the HTTP library's words for it."""
+    text = BASE.replace("[providers.lan]", f"[providers.p]\n{provider}\n\n[providers.lan]")
+    e = _error(tmp_path, text)
+    assert e.key == key and ("not a valid URL" in e.message or "names no host" in e.message), (e.key, e.message)

@@ -27,7 +27,7 @@ from edgeddns.config.sections import (
     suffix_keys,
     valid_hostname,
 )
-from edgeddns.config.transport import cleartext_problem
+from edgeddns.config.transport import cleartext_problem, urls_problem
 from edgeddns.errors import ConfigError
 from edgeddns.options import Secret
 
@@ -134,8 +134,8 @@ def _providers(rd: Reader, data: Dict[str, Any]) -> Dict[str, ProviderConfig]:
         cfg = ProviderConfig(name=name, type=ptype, options=opts, endpoint=endpoint,
                              ca_file=ca_file, timeout=ptimeout, allow_http=allow_http,
                              keepalive_interval=keepalive or None)
-        problem = cls.check_config(cfg, rd.resolve_path) or cleartext_problem(endpoint, opts, cls.OPTIONS,
-                                                                              allow_http)
+        problem = (urls_problem(endpoint, opts, cls.OPTIONS) or cls.check_config(cfg, rd.resolve_path)
+                   or cleartext_problem(endpoint, opts, cls.OPTIONS, allow_http))
         if problem:
             raise rd.fail(problem[0] and f"{key}.{problem[0]}" or key, problem[1])
         providers[name] = cfg

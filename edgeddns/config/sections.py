@@ -82,15 +82,11 @@ def _check_source(rd: Reader, key: str, src: Any) -> str:
         # The fetcher sends no credentials (it would put them in the Host header, in clear over http://).
         raise rd.fail(key, "a url: source takes no user:password@ (what-is-my-IP pages need none)")
     if kind == "url":
-        from urllib.parse import urlsplit
+        from edgeddns.config.transport import url_problem
 
-        try:
-            parts = urlsplit(arg)
-            parts.port  # noqa: B018  (raises ValueError for a port out of range or not a number)
-        except ValueError as e:
-            raise rd.fail(key, f'"{src}": not a valid URL ({e})') from None
-        if not parts.hostname:
-            raise rd.fail(key, f'"{src}": the URL names no host')
+        problem = url_problem(arg)
+        if problem:
+            raise rd.fail(key, problem)
     if kind == "static" and static_family(src) is None:
         raise rd.fail(key, f'"{src}": {arg.strip()} is not an IP address')
     if kind == "cmd":

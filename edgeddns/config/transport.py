@@ -32,6 +32,21 @@ def header_problem(value: Any) -> Optional[str]:
     return None
 
 
+def url_problem(url: str) -> Optional[str]:
+    """Why ``url`` cannot be fetched at all (a port out of range or not a number, no host), or None:
+    said at load instead of failing every request later."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError for a bad port)
+    except ValueError as e:
+        return f"{url!r} is not a valid URL ({e})"
+    if not parts.hostname:
+        return f"{url!r} names no host"
+    return None
+
+
 def is_loopback(host: str) -> bool:
     host = host.lower().rstrip(".")
     if host == "localhost" or host.endswith(".localhost"):
@@ -55,6 +70,16 @@ def _credentials(options: Dict[str, Any], schema: Dict[str, Opt], url: str) -> L
         if opt.kind is dict and opt.in_header() and isinstance(value, dict):
             found += [f"{name}.{h}" for h in value if _CREDENTIAL_HEADER.search(h)]
     return found
+
+
+def urls_problem(endpoint: Optional[str], options: Dict[str, Any], schema: Dict[str, Opt]) -> Optional[Tuple[str, str]]:
+    """(key, message) for the first URL of a provider (its endpoint, its URL options) that cannot be fetched."""
+    urls = [("endpoint", endpoint)] + [(n, options.get(n)) for n, o in schema.items() if o.url]
+    for key, url in urls:
+        problem = url_problem(url) if isinstance(url, str) and url.lower().startswith(("http://", "https://")) else None
+        if problem:
+            return key, problem
+    return None
 
 
 def cleartext_problem(endpoint: Optional[str], options: Dict[str, Any], schema: Dict[str, Opt],
