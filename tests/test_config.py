@@ -140,8 +140,28 @@ def test_every_error_code_is_documented_and_no_other():
     from tests.conftest import ROOT
 
     with open(os.path.join(ROOT, "docs", "errors.md")) as f:
-        documented = set(re.findall(r"^\| `([a-z_]+)` \|", f.read(), re.M))
+        results = f.read().split("\n## Control socket answers")[0]
+    documented = set(re.findall(r"^\| `([a-z_]+)` \|", results, re.M))
     assert documented == set(ERROR_CODES)
+
+
+def test_every_control_socket_code_is_documented_and_no_other():
+    """The codes the control socket's two ends give (ControlError on the client, _error on the agent)."""
+    import re
+
+    from tests.conftest import ROOT
+
+    with open(os.path.join(ROOT, "docs", "errors.md")) as f:
+        section = f.read().split("\n## Control socket answers")[1]
+    documented = set(re.findall(r"^\| `([a-z_]+)` \|", section, re.M))
+    used = set()
+    for name in ("control.py", "control_server.py"):
+        with open(os.path.join(ROOT, "edgeddns", name)) as f:
+            src = f.read()
+        used |= set(re.findall(r'ControlError\([^()]*(?:\([^()]*\)[^()]*)*, "([a-z_]+)"\)', src))
+        used |= set(re.findall(r'_error\("([a-z_]+)"', src))
+        used |= set(re.findall(r'"code": "([a-z_]+)"', src))
+    assert used and documented == used, (sorted(documented - used), sorted(used - documented))
 
 
 
