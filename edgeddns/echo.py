@@ -5,13 +5,13 @@ even http.client: a URL source runs on every check, and on the path where
 nothing changed those imports (requests, or http.client with the email
 package and, for http:// URLs, ssl) were the largest avoidable start-up cost.
 For the same reason it uses ``_socket`` (``socket.py`` adds ``enum`` and
-``selectors``) and bounds the whole fetch without a timer thread: before each
-blocking step the socket's timeout is set to what is left of the budget, so
-a server that sends a byte at a time still cannot keep it past the budget.
+``selectors``) and bounds the whole fetch without a timer thread
+(:class:`edgeddns.budget.Budget`).
 """
 
 import _socket
-import time
+
+from edgeddns.budget import Budget
 
 TYPE_CHECKING = False  # typing's own flag imports typing: this runs on every no-change check
 if TYPE_CHECKING:
@@ -24,20 +24,6 @@ if TYPE_CHECKING:
 
 MAX_ANSWER = 65536
 MAX_HEAD = 16384
-
-
-class Budget:
-    """One fetch's time, connect to last byte, shared by every blocking step."""
-
-    def __init__(self, seconds: float):
-        self.end = time.monotonic() + seconds
-
-    def arm(self, sock: "_socket.socket") -> None:
-        """Let ``sock``'s next blocking step take what is left, no more (raises when nothing is)."""
-        left = self.end - time.monotonic()
-        if left <= 0:
-            raise _socket.timeout("timed out")
-        sock.settimeout(left)
 
 
 def _connect(host: str, port: int, family: int, budget: "Budget") -> "_socket.socket":

@@ -20,6 +20,7 @@ import struct
 import time
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
 
+from edgeddns.budget import Budget
 from edgeddns.errors import (
     AuthError,
     ClockSkewError,
@@ -148,13 +149,13 @@ class Rfc2136Provider(Provider):
         self.transport["udp"] += 1
         # timeout is the exchange's whole budget, not each read's: noise with other IDs (DNS travels in
         # clear) must not keep the one worker listening for ever.
-        end = time.monotonic() + self.config.timeout
+        budget = Budget(self.config.timeout)
         with socket.socket(family, kind, proto) as s:
             try:
                 s.connect(addr)  # a connected socket only hears the server's address
                 s.send(wire)
                 while True:
-                    s.settimeout(_left(end))
+                    budget.arm(s)
                     data = s.recv(65535)
                     # Another ID is a late answer to an earlier try, or noise: keep listening.
                     if len(data) >= 2 and struct.unpack_from("!H", data)[0] == msg_id:
@@ -170,15 +171,15 @@ class Rfc2136Provider(Provider):
 
         family, kind, proto, _, addr = self._address(socket.SOCK_STREAM)
         self.transport["tcp"] += 1
-        end = time.monotonic() + self.config.timeout  # the whole exchange: a trickle cannot stretch it
+        budget = Budget(self.config.timeout)  # the whole exchange: a trickle cannot stretch it
         try:
             with socket.socket(family, kind, proto) as s:
-                s.settimeout(_left(end))
+                budget.arm(s)
                 s.connect(addr)
-                s.settimeout(_left(end))
+                budget.arm(s)
                 s.sendall(struct.pack("!H", len(wire)) + wire)
-                size = struct.unpack("!H", self._read(s, 2, end))[0]
-                return self._read(s, size, end)
+                size = struct.unpack("!H", self._read(s, 2, budget))[0]
+                return self._read(s, size, budget)
         except socket.timeout:
             raise NetworkError(f"{self.server_host}:{self.port}: TCP timed out after "
                                f"{self.config.timeout:g} s") from None
@@ -186,10 +187,10 @@ class Rfc2136Provider(Provider):
             raise NetworkError(f"{self.server_host}:{self.port}: {e.strerror or e}") from None
 
     @staticmethod
-    def _read(s, n: int, end: float) -> bytes:
+    def _read(s, n: int, budget: Budget) -> bytes:
         buf = b""
         while len(buf) < n:
-            s.settimeout(_left(end))
+            budget.arm(s)
             chunk = s.recv(n - len(buf))
             if not chunk:
                 raise OSError("the server closed the TCP connection early")
@@ -332,7 +333,6 @@ class Rfc2136Provider(Provider):
         they serve (Knot answers REFUSED, unsigned, for others). A BADTIME answer carries
         the server's clock in its other data; any other signed answer in its time signed.
         """
-        import time
 
         zone = name or (self.options.get("zone") or ".").rstrip(".") or "."
         start = time.monotonic()
@@ -353,13 +353,3 @@ def _time_signed_of(msg: dnsmsg.Message) -> int:
     except dnsmsg.WireError:
         return 0
     return int.from_bytes(msg.raw[off:off + 6], "big")
-
-
-def _left(end: float) -> float:
-    """Seconds left before ``end``; a socket timeout when none are."""
-    import socket
-
-    left = end - time.monotonic()
-    if left <= 0:
-        raise socket.timeout("the exchange's time budget is spent")
-    return left
