@@ -74,6 +74,23 @@ def write_config(tmp_path, body: str, name: str = "config.toml", mode: int = 0o6
     return path
 
 
+def hosts_config(tmp_path, ipv4: str = "static:8.8.8.8") -> str:
+    """The smallest real config: one record, home.example.com A, in a hosts file, state beside it."""
+    return write_config(tmp_path, f"""
+        [agent]
+        node_id = "t"
+        state_dir = "{tmp_path}/state"
+        [ip]
+        ipv4 = ["{ipv4}"]
+        [providers.lan]
+        type = "hosts"
+        path = "{tmp_path}/hosts"
+        [[records]]
+        name = "home.example.com"
+        provider = "lan"
+    """)
+
+
 def provider_config(tmp_path, provider: str, records: str, *, ip: str = "static:8.8.8.8",
                     ip6: str = "static:2001:4860:4860::8888") -> str:
     """The usual [agent] and [ip] tables, then one provider's table (TOML text) and the records."""

@@ -48,19 +48,7 @@ def test_uniform_stays_in_its_range_and_spreads_over_it():
 def test_the_scheduler_draws_from_it_by_default(tmp_path):
     from edgeddns.config import load
     from edgeddns.scheduler import Scheduler
-    from tests.conftest import write_config
+    from tests.conftest import hosts_config
 
-    cfg = load(write_config(tmp_path, f"""
-        [agent]
-        node_id = "t"
-        state_dir = "{tmp_path}/state"
-        [ip]
-        ipv4 = ["static:8.8.8.8"]
-        [providers.lan]
-        type = "hosts"
-        path = "{tmp_path}/hosts"
-        [[records]]
-        name = "home.example.com"
-        provider = "lan"
-    """))
+    cfg = load(hosts_config(tmp_path))
     assert isinstance(Scheduler(cfg).rng, Jitter)

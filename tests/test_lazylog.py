@@ -11,7 +11,7 @@ import re
 import subprocess
 import sys
 
-from tests.conftest import ROOT, write_config
+from tests.conftest import ROOT, hosts_config, write_config
 from tests.test_light import bare_env
 
 
@@ -119,18 +119,6 @@ def test_a_deferred_setup_ends_with_the_command(tmp_path):
     from edgeddns import lazylog
     from edgeddns.cli import main
 
-    cfg = write_config(tmp_path, f"""
-        [agent]
-        node_id = "t"
-        state_dir = "{tmp_path}/state"
-        [ip]
-        ipv4 = ["static:8.8.8.8"]
-        [providers.lan]
-        type = "hosts"
-        path = "{tmp_path}/hosts"
-        [[records]]
-        name = "home.example.com"
-        provider = "lan"
-    """)
+    cfg = hosts_config(tmp_path)
     assert main(["update", "-c", cfg]) == 0
     assert lazylog._deferred == []

@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.conftest import ROOT, write_config
+from tests.conftest import ROOT, hosts_config, write_config
 
 # Modules whose import costs milliseconds and megabytes on a router.
 HEAVY = ("ssl", "_ssl", "email", "hashlib", "_hashlib", "hmac", "secrets", "requests", "urllib3", "paho",
@@ -64,19 +64,7 @@ def loaded_by(argv, cwd=ROOT):
 
 
 def test_no_change_update_with_hosts_imports_nothing_heavy(tmp_path):
-    cfg = write_config(tmp_path, f"""
-        [agent]
-        node_id = "t"
-        state_dir = "{tmp_path}/state"
-        [ip]
-        ipv4 = ["static:8.8.8.8"]
-        [providers.lan]
-        type = "hosts"
-        path = "{tmp_path}/hosts"
-        [[records]]
-        name = "home.example.com"
-        provider = "lan"
-    """)
+    cfg = hosts_config(tmp_path)
     p, _ = loaded_by(["update", "-c", cfg])
     assert p.returncode == 0 and "updated" in p.stdout, p.stdout + p.stderr
     p, mods = loaded_by(["update", "-c", cfg])
@@ -300,19 +288,7 @@ NOT_IN_IDLE_HOSTS_DAEMON = ("socket", "selectors", "array", "random", "_random",
 
 
 def test_an_idle_hosts_daemon_holds_no_module_it_does_not_need(tmp_path):
-    cfg = write_config(tmp_path, f"""
-        [agent]
-        node_id = "t"
-        state_dir = "{tmp_path}/state"
-        [ip]
-        ipv4 = ["static:8.8.8.8"]
-        [providers.lan]
-        type = "hosts"
-        path = "{tmp_path}/hosts"
-        [[records]]
-        name = "home.example.com"
-        provider = "lan"
-    """)
+    cfg = hosts_config(tmp_path)
     mods = idle_daemon_modules(cfg)
     assert "edgeddns.providers.hosts" in mods, sorted(mods)  # the listing is the daemon's
     assert unwanted(mods, NOT_IN_IDLE_HOSTS_DAEMON) == [], unwanted(mods, NOT_IN_IDLE_HOSTS_DAEMON)

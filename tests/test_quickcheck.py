@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.conftest import ROOT, run_cli, write_config
+from tests.conftest import ROOT, hosts_config, run_cli, write_config
 from tests.fakes.dyndns2 import FakeDyndns2
 from tests.fakes.server import FakeServer
 from tests.test_light import bare_env, loaded_by
@@ -72,19 +72,7 @@ def world(tmp_path_factory, server_context, ca_file):
     def hosts(name):
         d = base / name
         d.mkdir()
-        configs[name] = write_config(d, f"""
-            [agent]
-            node_id = "t"
-            state_dir = "{d}/state"
-            [ip]
-            ipv4 = ["static:8.8.8.8"]
-            [providers.lan]
-            type = "hosts"
-            path = "{d}/hosts"
-            [[records]]
-            name = "home.example.com"
-            provider = "lan"
-        """)
+        configs[name] = hosts_config(d)
 
     def dyndns2(name, secret='password_file = "password"'):
         d = base / name
