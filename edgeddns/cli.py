@@ -106,7 +106,7 @@ def cmd_check_config(args: "argparse.Namespace") -> int:
     # may check the config of an agent that runs as another user, a user that of an agent running as root).
     import os
 
-    from edgeddns.fileio import private_dir_problem
+    from edgeddns.statedir import private_dir_problem
 
     owners = range(0, 1 << 32) if os.geteuid() == 0 else {os.geteuid(), 0}
     problem = private_dir_problem(cfg.agent.state_dir, create=False, owners=owners)

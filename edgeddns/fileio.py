@@ -3,17 +3,14 @@ kept in a directory no other user can touch.
 
 Shared by the state store, the control socket, the config loader (secret
 files) and the providers that write local files; a leaf module (``os``,
-``stat``, ``time``, and :mod:`edgeddns.statedir`, a leaf too, whose
-:func:`private_dir_problem` it re-exports; ``errno`` and ``re`` only in the
-functions that need them), so a one-shot can use it at little cost.
+``stat``, ``time``; ``errno`` and ``re`` only in the functions that need
+them), so a one-shot can use it at little cost. Whether a directory is
+private enough is :func:`edgeddns.statedir.private_dir_problem`.
 """
 
 import os
 import stat
 import time
-
-# It lived here; the hotplug path reads it from statedir without loading this module.
-from edgeddns.statedir import private_dir_problem  # noqa: F401
 
 TYPE_CHECKING = False  # typing's own flag would import typing on the hotplug path
 if TYPE_CHECKING:

@@ -91,7 +91,7 @@ def signature(path: str) -> "Optional[Tuple[int, ...]]":
 
 
 def dir_signature(path: str) -> "Optional[Tuple[Tuple[int, ...], ...]]":
-    """What the update's check of a private dir reads (``fileio.private_dir_problem``): the dir's own
+    """What the update's check of a private dir reads (``statedir.private_dir_problem``): the dir's own
     kind, owner and mode (not followed), and the modes of the dirs above it; None when it is missing."""
     try:
         st = os.lstat(path)
@@ -295,7 +295,8 @@ def _compares_lifetimes(cfg: "Config") -> bool:
 
 
 def _write(path: str, data: bytes) -> bool:
-    from edgeddns.fileio import private_dir_problem, write_atomic
+    from edgeddns.fileio import write_atomic
+    from edgeddns.statedir import private_dir_problem
 
     directory = os.path.dirname(path)
     if private_dir_problem(directory, create=True) or not os.path.isdir(directory):

@@ -4,8 +4,8 @@ The hotplug path (``edgeddns trigger``) and the one-shot ``update`` need the
 state dir (where the agent's socket and lock are) before, or without, loading
 the whole config: a line scan reads the plain spelling; anything unusual is
 left to the TOML parser. Whether the dir can be trusted is here too
-(:func:`private_dir_problem`, also :mod:`edgeddns.fileio`'s), so the hotplug
-path checks it without loading the file-writing module. Standard library only.
+(:func:`private_dir_problem`), so the hotplug path checks it without loading
+the file-writing module. Standard library only.
 """
 
 import os
